@@ -1,0 +1,160 @@
+"""Per-CPU state: ``preempt_count``, the interrupt flag, the softirq pending mask, the
+tasklet lists, the interrupt-request register and the run queue.
+
+The context predicates (``in_hardirq`` ...) are pure functions of ``preempt_count`` with
+the kernel's bit layout (include/linux/preempt.h); see :mod:`irqflow.core.constants`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from irqflow.core.constants import (
+    HARDIRQ_MASK,
+    NMI_MASK,
+    NR_SOFTIRQS,
+    SOFTIRQ_MASK,
+    SOFTIRQ_OFFSET,
+)
+
+if TYPE_CHECKING:
+    from irqflow.core.sched import RunQueue, Task
+    from irqflow.core.tasklet import Tasklet
+
+# CPU-time accounting categories (the /proc/stat columns irqflow fills).
+USER = "user"
+SYSTEM = "system"
+IRQ = "irq"
+SOFTIRQ = "softirq"
+IDLE = "idle"
+CATEGORIES = (USER, SYSTEM, IRQ, SOFTIRQ, IDLE)
+
+#: The local APIC timer (the tick) in a CPU's interrupt-request register. It is a
+#: system vector, not a genirq line: it shows as LOC in /proc/interrupts.
+LOCAL_TIMER_VECTOR = -1
+
+
+def in_hardirq(pc: int) -> bool:
+    return bool(pc & HARDIRQ_MASK)
+
+
+def in_serving_softirq(pc: int) -> bool:
+    return bool(pc & SOFTIRQ_OFFSET)
+
+
+def in_softirq(pc: int) -> bool:
+    """Serving softirqs *or* BH disabled."""
+    return bool(pc & SOFTIRQ_MASK)
+
+
+def in_interrupt(pc: int) -> bool:
+    return bool(pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK))
+
+
+def in_task(pc: int) -> bool:
+    """True in task context, including BH-disabled task code (invariant 3)."""
+    return not pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET)
+
+
+def context_name(pc: int) -> str:
+    """ "hardirq", "softirq" or "task" (BH-disabled task code is "task")."""
+    if pc & HARDIRQ_MASK:
+        return "hardirq"
+    if pc & SOFTIRQ_OFFSET:
+        return "softirq"
+    return "task"
+
+
+class Cpu:
+    """One CPU's kernel state.  Engines keep their own scheduling state in ``engine_state``."""
+
+    __slots__ = (
+        "arch_counts",
+        "charges",
+        "current",
+        "engine_state",
+        "idle_task",
+        "irqs_on",
+        "irr",
+        "ksoftirqd",
+        "ksoftirqd_wakeups",
+        "need_resched",
+        "nr",
+        "nr_switches",
+        "preempt_count",
+        "rq",
+        "running_where",
+        "softirq_counts",
+        "softirq_pending",
+        "softirq_raises",
+        "tasklet_hi_vec",
+        "tasklet_vec",
+        "times",
+        "where_irq",
+    )
+
+    def __init__(self, nr: int) -> None:
+        self.nr = nr
+        self.preempt_count = 0
+        #: the IF flag: True when local interrupts are enabled
+        self.irqs_on = True
+        self.need_resched = False
+        #: __softirq_pending: bit n set = vector n pending on this CPU
+        self.softirq_pending = 0
+        #: /proc/softirqs column: executions per vector
+        self.softirq_counts = [0] * NR_SOFTIRQS
+        self.softirq_raises = [0] * NR_SOFTIRQS
+        #: per-CPU tasklet lists (TASKLET_SOFTIRQ and HI_SOFTIRQ), FIFO
+        self.tasklet_vec: deque[Tasklet] = deque()
+        self.tasklet_hi_vec: deque[Tasklet] = deque()
+        #: interrupt-request register: lines delivered to this CPU, not yet taken, in
+        #: arrival order (a dict used as an ordered set)
+        self.irr: dict[int, None] = {}
+        #: ns per accounting category
+        self.times: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
+        #: CPU time charged by the driver code running now: [ns, category, irqs_on]
+        self.charges: list[list[Any]] = []
+        #: what driver code runs now (for messages): "eth0", "tasklet rx" ...
+        self.running_where = ""
+        self.where_irq: int | None = None
+        self.current: Task = None  # type: ignore[assignment]  # set at boot
+        self.idle_task: Task = None  # type: ignore[assignment]
+        self.ksoftirqd: Task = None  # type: ignore[assignment]
+        self.rq: RunQueue = None  # type: ignore[assignment]
+        self.arch_counts: dict[str, int] = {"LOC": 0}
+        self.ksoftirqd_wakeups = 0
+        #: context switches on this CPU (/proc/stat ctxt)
+        self.nr_switches = 0
+        self.engine_state: Any = None
+
+    # --- context --------------------------------------------------------------------
+    def category(self) -> str:
+        """Accounting category of CPU time spent right now."""
+        pc = self.preempt_count
+        if pc & HARDIRQ_MASK:
+            return IRQ
+        if pc & SOFTIRQ_OFFSET:
+            return SOFTIRQ
+        return self.current.acct
+
+    def charge(self, ns: int) -> None:
+        """Charge ``ns`` of CPU time to the driver code running now (``udelay``)."""
+        if ns <= 0:
+            return
+        cat = self.category()
+        on = self.irqs_on
+        charges = self.charges
+        if charges:
+            last = charges[-1]
+            if last[1] == cat and last[2] == on:
+                last[0] += ns
+                return
+        charges.append([ns, cat, on])
+
+    def __repr__(self) -> str:
+        comm = self.current.comm if self.current else None
+        return (
+            f"<Cpu {self.nr} pc={self.preempt_count:#x} irqs={'on' if self.irqs_on else 'off'}"
+            f" pending={self.softirq_pending:#05x} current={comm}>"
+        )

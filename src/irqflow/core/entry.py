@@ -1,0 +1,82 @@
+"""Interrupt entry and exit: stage 1 and the seed's conclusion.
+
+``do_irq`` is the frame the engine pushes on a CPU's stack when it takes an interrupt:
+the push itself is "save the interrupted context" (the frame below keeps its place and
+its remaining CPU time), the argument is the interrupt number, and the pop when the
+generator returns is "restore the registers".  Between the two: ``irq_enter``, the
+line's flow handler (stages 2-3), then ``irq_exit``, which runs softirqs (stage 4-5)
+only when the interrupted context was not already in interrupt context: a nested
+interrupt stops after stage 3 (invariants 8, 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from irqflow.core.constants import HARDIRQ_OFFSET
+from irqflow.core.cpu import context_name, in_interrupt
+from irqflow.core.effects import Busy
+from irqflow.core.softirq import invoke_softirq
+
+if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
+    from irqflow.core.kernel import KernelCore
+
+Flow = Generator[Any, Any, None]
+
+
+def irq_enter(k: KernelCore, c: Cpu, irq: int) -> None:
+    if k.tracing:
+        interrupted = context_name(c.preempt_count)
+        if interrupted == "task" and c.current is c.idle_task:
+            interrupted = "idle"
+        k.tracer.emit(c, "irqflow:irq_entry", {"irq": irq, "interrupted": interrupted})
+    c.preempt_count += HARDIRQ_OFFSET
+
+
+def irq_exit(k: KernelCore, c: Cpu, irq: int) -> Flow:
+    cost = k.config.irq_exit_ns
+    if cost:
+        yield Busy(cost)
+    c.preempt_count -= HARDIRQ_OFFSET
+    if c.softirq_pending and not in_interrupt(c.preempt_count):
+        yield from invoke_softirq(k, c)
+    if k.tracing:
+        k.tracer.emit(c, "irqflow:irq_restore", {"irq": irq})
+
+
+def do_irq(k: KernelCore, c: Cpu, irq: int) -> Flow:
+    """A device interrupt on line ``irq`` (x86 ``common_interrupt``)."""
+    irq_enter(k, c, irq)
+    cost = k.config.irq_entry_ns
+    if cost:
+        yield Busy(cost)
+    desc = k._descs[irq]
+    yield from k._flow_for(desc)(k, c, desc)
+    yield from irq_exit(k, c, irq)
+
+
+def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
+    """The tick (x86 ``sysvec_apic_timer_interrupt``): LOC in /proc/interrupts."""
+    c.preempt_count += HARDIRQ_OFFSET
+    c.arch_counts["LOC"] += 1
+    if k.tracing:
+        k.tracer.emit(c, "irq_vectors:local_timer_entry", {"vector": 236})
+    cost = k.config.tick_ns
+    if cost:
+        yield Busy(cost)
+    k._scheduler_tick(c)
+    if k.tracing:
+        k.tracer.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
+    yield from irq_exit(k, c, -1)
+
+
+def do_reschedule_ipi(k: KernelCore, c: Cpu) -> Flow:
+    """The reschedule IPI (RES): its only job is the preemption check on return."""
+    c.preempt_count += HARDIRQ_OFFSET
+    c.arch_counts["RES"] = c.arch_counts.get("RES", 0) + 1
+    cost = k.config.irq_entry_ns
+    if cost:
+        yield Busy(cost)
+    yield from irq_exit(k, c, -2)

@@ -1,0 +1,42 @@
+"""Three kinds of error, kept apart.
+
+* Caller misuse: :class:`IrqflowError` subclasses (also ``ValueError``/``TypeError`` where
+  that is what the mistake is), with a message that names the object, its state and the fix.
+* Faults of the simulated system (a handler raising, an interrupt storm, an unbalanced
+  ``enable_irq``): never exceptions; they become kernel-log records (WARN, oops) and the
+  machine goes on.  :class:`SleepInAtomicContext` is raised *inside* the offending handler,
+  so it ends that handler and is recorded as an oops like any other handler exception.
+* irqflow's own bugs: :class:`InternalError`, whose message asks to report it.
+"""
+
+from __future__ import annotations
+
+
+class IrqflowError(Exception):
+    """Base class of every error irqflow raises on purpose."""
+
+
+class RequestError(IrqflowError):
+    """``request_irq`` refused the request; ``errno`` holds the kernel's error name."""
+
+    def __init__(self, errno: str, message: str) -> None:
+        super().__init__(f"{errno}: {message}")
+        self.errno = errno
+
+
+class SleepInAtomicContext(IrqflowError):
+    """A sleeping call was made where the kernel may not sleep (hardirq, softirq, tasklet,
+    IRQs off or BH disabled): the kernel's "BUG: sleeping function called from invalid
+    context"."""
+
+
+class NotOnCpuError(IrqflowError):
+    """A CPU-local call (``raise_softirq``, ``local_bh_disable``, ``udelay`` ...) was made from
+    outside the machine, where there is no current CPU."""
+
+
+class InternalError(IrqflowError):
+    """irqflow broke one of its own rules. This is a bug in irqflow: please report it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message} (this is a bug in irqflow; please report it)")

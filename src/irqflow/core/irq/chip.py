@@ -1,0 +1,107 @@
+"""The interrupt controller: pins, masking, latching and routing to CPUs.
+
+Hardware line model (kernel-semantics.md, appendix A):
+
+* **Edge** pins: ``raise_irq`` is one event.  While the pin is masked the controller
+  latches one event; a second one while latched merges into it.  Unmasking presents the
+  latched event.  A line with no action is shut down: its events are lost.
+* **Level** pins: the device holds the line asserted until its driver quiets it
+  (``set_irq_level(irq, False)``).  The controller presents an asserted, unmasked line
+  once and not again until the flow handler acks it (the IO-APIC's remote IRR), and again
+  on unmask while it is still asserted.  Each presentation counts as one raise.
+
+Routing rule (``route``): among the CPUs in the line's affinity, the lowest-numbered idle
+one (running its idle task, nothing pending); if none is idle, round-robin over the
+affinity set, per line.  Deterministic, and close to x86 "lowest priority" delivery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from irqflow.core.irq.desc import EDGE, MASKED, IrqDesc
+
+if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
+    from irqflow.core.kernel import KernelCore
+
+
+def route(k: KernelCore, desc: IrqDesc) -> Cpu:
+    cpus = k.cpus
+    aff = desc.affinity
+    if len(aff) == 1:
+        return cpus[aff[0]]
+    for n in aff:
+        c = cpus[n]
+        if c.current is c.idle_task and c.preempt_count == 0 and not c.irr:
+            return c
+    n = aff[desc.rr_next % len(aff)]
+    desc.rr_next += 1
+    return cpus[n]
+
+
+def present(k: KernelCore, desc: IrqDesc) -> None:
+    """Signal the line to a CPU. The raise it carries is already counted in flight."""
+    c = route(k, desc)
+    irr = c.irr
+    if desc.irq in irr:
+        desc.settle_coalesced()  # the CPU's request register holds one per line
+        return
+    irr[desc.irq] = None
+    k.engine.deliver(c)
+
+
+def raise_edge(k: KernelCore, desc: IrqDesc) -> None:
+    desc.raised += 1
+    desc.in_flight += 1
+    if not desc.actions:
+        desc.settle_lost()  # shut down: nobody will ever look
+        return
+    if desc.state & MASKED:
+        if desc.latched:
+            desc.settle_coalesced()
+        else:
+            desc.latched = True
+        return
+    present(k, desc)
+
+
+def level_check(k: KernelCore, desc: IrqDesc) -> None:
+    """Present a level line if it is asserted, unmasked and not already in service."""
+    if desc.asserted and not desc.state & MASKED and not desc.in_service and desc.actions:
+        desc.raised += 1
+        desc.in_flight += 1
+        desc.in_service = True
+        present(k, desc)
+
+
+def mask(desc: IrqDesc) -> None:
+    desc.state |= MASKED
+
+
+def mask_ack(desc: IrqDesc) -> None:
+    desc.state |= MASKED
+    desc.in_service = False
+
+
+def ack(desc: IrqDesc) -> None:
+    desc.in_service = False
+
+
+def unmask(k: KernelCore, desc: IrqDesc) -> None:
+    desc.state &= ~MASKED
+    if desc.trigger is EDGE:
+        if desc.latched:
+            desc.latched = False
+            present(k, desc)
+    else:
+        level_check(k, desc)
+
+
+def shutdown(desc: IrqDesc) -> None:
+    """Last action freed: mask the pin; a latched event can no longer be handled."""
+    desc.state |= MASKED
+    if desc.latched:
+        desc.latched = False
+        desc.settle_lost()
+    desc.in_service = False

@@ -1,0 +1,187 @@
+"""``irq_desc`` and ``irqaction``: one descriptor per interrupt line.
+
+State bits follow the kernel's split between the public ``IRQD_*`` state and the
+core-private ``IRQS_*`` state, flattened into one word here.  Change them only through
+the small helpers at the bottom (``set_pending`` ...), which also keep the raise accounting.
+
+Raise accounting (``docs/accounting.md``): every raise ends in exactly one of
+``accepted`` (the flow handler took it as a new event: the /proc/interrupts count),
+``coalesced`` (merged into a handler run that happened or will happen anyway) or
+``lost`` (could never cause a handler run); until then it is ``in_flight``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# --- state bits (legend: kernel name, meaning) -------------------------------------------
+DISABLED = 1 << 0  # IRQD_IRQ_DISABLED: logically disabled (depth > 0)
+MASKED = 1 << 1  # IRQD_IRQ_MASKED: masked at the controller
+INPROGRESS = 1 << 2  # IRQD_IRQ_INPROGRESS: a CPU runs the action chain now
+PENDING = 1 << 3  # IRQS_PENDING: an event arrived that still has to be handled
+REPLAY = 1 << 4  # IRQS_REPLAY: a resend is in flight; blocks a second one
+SPURIOUS_DISABLED = 1 << 5  # IRQS_SPURIOUS_DISABLED: disabled by "nobody cared"
+ONESHOT = 1 << 6  # IRQS_ONESHOT: keep masked until the threads finish
+
+_STATE_NAMES = (
+    (DISABLED, "DISABLED"),
+    (MASKED, "MASKED"),
+    (INPROGRESS, "INPROGRESS"),
+    (PENDING, "PENDING"),
+    (REPLAY, "REPLAY"),
+    (SPURIOUS_DISABLED, "SPURIOUS_DISABLED"),
+    (ONESHOT, "ONESHOT"),
+)
+
+EDGE = "edge"
+LEVEL = "level"
+
+
+def state_names(state: int) -> str:
+    """``"DISABLED|MASKED"`` for a state word (``"0"`` when clear)."""
+    names = [name for bit, name in _STATE_NAMES if state & bit]
+    return "|".join(names) if names else "0"
+
+
+class IrqAction:
+    """One ``request_irq`` registration on a line."""
+
+    __slots__ = ("dev_id", "flags", "handler", "irq", "name", "thread_fn", "warned_wake")
+
+    def __init__(
+        self,
+        irq: int,
+        handler: Callable[[int, Any], Any],
+        flags: int,
+        name: str,
+        dev_id: Any,
+        thread_fn: Callable[[int, Any], Any] | None = None,
+    ) -> None:
+        self.irq = irq
+        self.handler = handler
+        self.flags = flags
+        self.name = name
+        self.dev_id = dev_id
+        self.thread_fn = thread_fn
+        self.warned_wake = False
+
+    def __repr__(self) -> str:
+        return f"<IrqAction irq={self.irq} name={self.name!r} flags={self.flags:#x}>"
+
+
+class IrqDesc:
+    """One interrupt line: its actions, state, counters and controller pin."""
+
+    __slots__ = (
+        "accepted",
+        "actions",
+        "affinity",
+        "asserted",
+        "carrier",
+        "chip",
+        "coalesced",
+        "depth",
+        "in_flight",
+        "in_service",
+        "inprogress_cpu",
+        "irq",
+        "irq_count",
+        "irqs_unhandled",
+        "kstat",
+        "last_unhandled",
+        "latched",
+        "lost",
+        "raised",
+        "requested",
+        "rr_next",
+        "state",
+        "threads_active",
+        "threads_oneshot",
+        "trigger",
+        "unhandled",
+    )
+
+    def __init__(self, irq: int, ncpus: int) -> None:
+        self.irq = irq
+        self.actions: list[IrqAction] = []
+        #: an unrequested line starts disabled and masked (depth 1), as in the kernel
+        self.depth = 1
+        self.state = DISABLED | MASKED
+        self.trigger = EDGE
+        self.chip = "IO-APIC"
+        self.affinity: tuple[int, ...] = tuple(range(ncpus))
+        self.rr_next = 0
+        self.inprogress_cpu: int | None = None
+        self.kstat = [0] * ncpus
+        # accounting
+        self.raised = 0
+        self.accepted = 0
+        self.coalesced = 0
+        self.lost = 0
+        self.in_flight = 0
+        #: the raise whose handling the PENDING flag carries is still in flight
+        self.carrier = False
+        # controller pin
+        self.latched = False  # edge: one event latched while masked
+        self.asserted = False  # level: the device holds the line
+        self.in_service = False  # level: presented, not yet acked (remote IRR)
+        # spurious detector (kernel/irq/spurious.c)
+        self.unhandled = 0
+        self.irq_count = 0
+        self.irqs_unhandled = 0
+        self.last_unhandled = 0
+        self.requested = False
+        # threaded handlers (process-context issue)
+        self.threads_oneshot = 0
+        self.threads_active = 0
+
+    @property
+    def name(self) -> str:
+        """Action names joined as /proc/interrupts prints them."""
+        return ", ".join(a.name for a in self.actions)
+
+    def __repr__(self) -> str:
+        return (
+            f"<IrqDesc {self.irq} {self.trigger} depth={self.depth} "
+            f"state={state_names(self.state)} actions={self.name!r}>"
+        )
+
+    # --- accounting helpers (the only places that move raise counts) ------------------
+    def settle_accepted(self, cpu: int) -> None:
+        self.kstat[cpu] += 1
+        self.accepted += 1
+        self.in_flight -= 1
+
+    def settle_coalesced(self) -> None:
+        self.coalesced += 1
+        self.in_flight -= 1
+
+    def settle_lost(self) -> None:
+        self.lost += 1
+        self.in_flight -= 1
+
+    def set_pending(self) -> None:
+        """An arrival that cannot run now: it rides on PENDING (or merges into it)."""
+        if self.carrier:
+            self.settle_coalesced()
+        else:
+            self.carrier = True
+        self.state |= PENDING
+
+    def consume_pending(self) -> None:
+        """A replay pass of the edge loop handles what PENDING carried."""
+        self.state &= ~PENDING
+        if self.carrier:
+            self.carrier = False
+            self.settle_coalesced()
+
+    def drop_pending(self, *, lost: bool) -> None:
+        """PENDING is cleared without a pass of its own."""
+        self.state &= ~PENDING
+        if self.carrier:
+            self.carrier = False
+            if lost:
+                self.settle_lost()
+            else:
+                self.settle_coalesced()

@@ -1,0 +1,130 @@
+"""Flow handlers (kernel/irq/chip.c) and ``handle_irq_event`` (kernel/irq/handle.c).
+
+Stage 2 of the seed is here: the INPROGRESS state serializes one line across CPUs, and
+the PENDING flag makes the CPU that is already running the line replay it.  Stage 3 is
+``handle_irq_event``: every action of the line, in registration order, with local
+interrupts off.
+
+``handle_edge_irq`` keeps the "loop while PENDING" shape of the old ``__do_IRQ``: any
+number of arrivals during one run collapse into one extra pass (invariant 32).
+``handle_level_irq`` masks first and never sets PENDING for a line busy elsewhere: the
+still-asserted line fires again when the other CPU unmasks it (invariant 33).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD
+from irqflow.core.effects import FAILED, Run
+from irqflow.core.irq import chip
+from irqflow.core.irq.desc import DISABLED, INPROGRESS, MASKED, PENDING, REPLAY, IrqDesc
+from irqflow.core.irq.spurious import note_interrupt
+
+if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
+    from irqflow.core.kernel import KernelCore
+
+Flow = Generator[Any, Any, None]
+
+
+def _defer(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
+    """The line cannot run here now: record PENDING and mask it (edge and disabled paths)."""
+    desc.set_pending()
+    chip.mask_ack(desc)
+    if k.tracing:
+        k.tracer.emit(
+            c,
+            "irqflow:irq_pending",
+            {
+                "irq": desc.irq,
+                "inprogress_cpu": -1 if desc.inprogress_cpu is None else desc.inprogress_cpu,
+            },
+        )
+
+
+def handle_edge_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+    desc.state &= ~REPLAY
+    if desc.state & INPROGRESS:  # !irq_may_run(): running on another CPU
+        _defer(k, c, desc)
+        return
+    if desc.state & DISABLED or not desc.actions:
+        _defer(k, c, desc)
+        return
+    desc.settle_accepted(c.nr)  # kstat_incr_irqs_this_cpu: once per accepted event
+    replay = False
+    while True:
+        if not desc.actions:
+            chip.mask(desc)
+            return
+        if desc.state & PENDING and desc.state & MASKED and not desc.state & DISABLED:
+            chip.unmask(k, desc)  # a second edge masked it; let further edges in
+        if replay and k.tracing:
+            k.tracer.emit(c, "irqflow:irq_replay", {"irq": desc.irq})
+        yield from handle_irq_event(k, c, desc)
+        if not desc.state & PENDING or desc.state & DISABLED:
+            return
+        replay = True
+
+
+def handle_level_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+    chip.mask_ack(desc)
+    if desc.state & INPROGRESS:
+        # left masked, no PENDING: the other CPU unmasks and the line fires again
+        desc.settle_coalesced()
+        if k.tracing:
+            k.tracer.emit(
+                c, "irqflow:irq_pending", {"irq": desc.irq, "inprogress_cpu": desc.inprogress_cpu}
+            )
+        return
+    desc.state &= ~REPLAY
+    if desc.state & DISABLED or not desc.actions:
+        desc.set_pending()
+        return
+    desc.settle_accepted(c.nr)
+    yield from handle_irq_event(k, c, desc)
+    # cond_unmask_irq
+    if not desc.state & DISABLED and desc.state & MASKED and desc.threads_oneshot == 0:
+        chip.unmask(k, desc)
+
+
+def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+    """Run every action of the line with local IRQs off; OR their results."""
+    if desc.state & PENDING:
+        desc.consume_pending()
+    desc.state |= INPROGRESS
+    desc.inprogress_cpu = c.nr
+    irq = desc.irq
+    ret = 0
+    for action in tuple(desc.actions):
+        if k.tracing:
+            k.tracer.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
+        res = yield Run(action.handler, (irq, action.dev_id), action.name, irq)
+        res = _check_return(k, c, action.name, irq, res)
+        if c.irqs_on:
+            k.log(c, "warn", f"irq {irq} handler {action.name} enabled interrupts")
+            c.irqs_on = False  # invariant 5: re-disabled
+        if k.tracing:
+            k.tracer.emit(c, "irq:irq_handler_exit", {"irq": irq, "ret": res})
+        if res & IRQ_WAKE_THREAD:
+            k._irq_wake_thread(c, desc, action)
+        ret |= res
+    if not k.config.noirqdebug:
+        note_interrupt(k, c, desc, ret)
+    desc.state &= ~INPROGRESS
+    desc.inprogress_cpu = None
+
+
+def _check_return(k: KernelCore, c: Cpu, name: str, irq: int, res: Any) -> int:
+    if res is FAILED:
+        return IRQ_NONE  # the oops is recorded; nobody handled this event
+    if isinstance(res, int) and not isinstance(res, bool) and res >= 0:
+        return int(res)
+    k.log(
+        c,
+        "warn",
+        f"irq {irq} handler {name} returned {res!r}; a handler must return IRQ_HANDLED, "
+        "IRQ_NONE or IRQ_WAKE_THREAD (counted as IRQ_NONE)",
+    )
+    return IRQ_NONE

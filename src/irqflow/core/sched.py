@@ -1,0 +1,221 @@
+"""Tasks and per-CPU run queues: enough of the scheduler for kernel threads.
+
+Two classes, as in the kernel: real-time (``fifo``/``rr``, rt_priority 1-99, strict
+priority) above fair (``normal``, nice -20..19).  The fair class follows CFS's base rules:
+virtual runtime advances by ``delta * 1024 / weight`` (weights from the kernel's nice
+table), the task with the smallest virtual runtime runs, a running task is preempted at
+the tick once it has used its share of ``sched_latency_ns`` (at least
+``sched_min_granularity_ns``), and a woken task preempts the current one when its virtual
+runtime is smaller by more than ``sched_wakeup_granularity_ns``.  A woken sleeper is
+placed at ``min_vruntime - sched_latency_ns / 2`` at the earliest (the kernel's sleeper
+credit), so a task that sleeps a lot does not build up an unfair claim.
+
+Pure state: the engine performs the switch (frames, trace, cost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from irqflow.core.cpu import IDLE, SYSTEM
+
+if TYPE_CHECKING:
+    from irqflow.core.config import KernelConfig
+
+#: kernel/sched/core.c sched_prio_to_weight[]: nice -20 .. 19; nice 0 = 1024.
+NICE_TO_WEIGHT: tuple[int, ...] = (
+    88761, 71755, 56483, 46273, 36291,
+    29154, 23254, 18705, 14949, 11916,
+    9548, 7620, 6100, 4904, 3906,
+    3121, 2501, 1991, 1586, 1277,
+    1024, 820, 655, 526, 423,
+    335, 272, 215, 172, 137,
+    110, 87, 70, 56, 45,
+    36, 29, 23, 18, 15,
+)  # fmt: skip
+NICE_0_LOAD = 1024
+POLICIES = ("normal", "fifo", "rr", "idle")
+
+RUNNING = "R"
+SLEEPING = "S"
+
+
+class Task:
+    """A schedulable thread: the idle task, ksoftirqd, kernel threads, user work."""
+
+    __slots__ = (
+        "acct",
+        "body",
+        "comm",
+        "cpu",
+        "engine_state",
+        "exec_start_sum",
+        "is_ksoftirqd",
+        "nice",
+        "on_rq",
+        "pid",
+        "policy",
+        "result",
+        "rt_priority",
+        "saved_irqs_on",
+        "saved_pc",
+        "state",
+        "sum_exec",
+        "vruntime",
+        "weight",
+    )
+
+    def __init__(
+        self,
+        pid: int,
+        comm: str,
+        cpu: int,
+        body: Callable[[], Generator[Any, Any, Any]],
+        *,
+        policy: str = "normal",
+        rt_priority: int = 0,
+        nice: int = 0,
+        acct: str = SYSTEM,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"task {comm!r}: policy {policy!r} is not one of {POLICIES}")
+        if policy in ("fifo", "rr") and not 1 <= rt_priority <= 99:
+            raise ValueError(
+                f"task {comm!r}: real-time policy {policy!r} needs prio 1..99, got {rt_priority}"
+            )
+        if not -20 <= nice <= 19:
+            raise ValueError(f"task {comm!r}: nice {nice} is outside -20..19")
+        self.pid = pid
+        #: task comm, cut to 15 characters as TASK_COMM_LEN does
+        self.comm = comm[:15]
+        self.cpu = cpu
+        self.body = body
+        self.policy = policy
+        self.rt_priority = rt_priority
+        self.nice = nice
+        self.weight = NICE_TO_WEIGHT[nice + 20]
+        self.acct = IDLE if policy == "idle" else acct
+        self.state = RUNNING
+        self.on_rq = False
+        self.vruntime = 0
+        self.sum_exec = 0
+        self.exec_start_sum = 0
+        self.saved_pc = 0
+        self.saved_irqs_on = True
+        self.is_ksoftirqd = False
+        self.result: Any = None
+        self.engine_state: Any = None
+
+    @property
+    def is_rt(self) -> bool:
+        return self.policy in ("fifo", "rr")
+
+    @property
+    def prio(self) -> int:
+        """Kernel prio as sched tracepoints print it: 120+nice, or 99-rt_priority."""
+        if self.is_rt:
+            return 99 - self.rt_priority
+        return 120 + self.nice if self.policy == "normal" else 120
+
+    def __repr__(self) -> str:
+        return f"<Task {self.comm}-{self.pid} cpu={self.cpu} {self.state}>"
+
+
+class RunQueue:
+    """Runnable tasks of one CPU (the running one included)."""
+
+    __slots__ = ("cfg", "fair", "min_vruntime", "rt")
+
+    def __init__(self, cfg: KernelConfig) -> None:
+        self.cfg = cfg
+        self.fair: list[Task] = []
+        self.rt: list[Task] = []
+        self.min_vruntime = 0
+
+    def __len__(self) -> int:
+        return len(self.fair) + len(self.rt)
+
+    def enqueue(self, t: Task, *, wakeup: bool) -> None:
+        if t.on_rq:
+            return
+        t.on_rq = True
+        if t.is_rt:
+            self.rt.append(t)
+            return
+        if wakeup:
+            # place_entity(): sleeper credit of half a latency period at most
+            floor = self.min_vruntime - self.cfg.sched_latency_ns // 2
+            t.vruntime = max(t.vruntime, floor)
+        else:
+            t.vruntime = max(t.vruntime, self.min_vruntime)
+        self.fair.append(t)
+
+    def dequeue(self, t: Task) -> None:
+        if not t.on_rq:
+            return
+        t.on_rq = False
+        (self.rt if t.is_rt else self.fair).remove(t)
+
+    def pick_next(self) -> Task | None:
+        """Highest real-time priority first (FIFO among equals), else least vruntime."""
+        if self.rt:
+            best = self.rt[0]
+            for t in self.rt:
+                if t.rt_priority > best.rt_priority:
+                    best = t
+            return best
+        if self.fair:
+            best = self.fair[0]
+            for t in self.fair:
+                if (t.vruntime, t.pid) < (best.vruntime, best.pid):
+                    best = t
+            self.min_vruntime = max(self.min_vruntime, best.vruntime)
+            return best
+        return None
+
+    def requeue_rt_tail(self, t: Task) -> None:
+        """Round-robin rotation among equal real-time priorities (sched_yield, rr slice)."""
+        if t in self.rt:
+            self.rt.remove(t)
+            self.rt.append(t)
+
+    # --- CFS decisions ----------------------------------------------------------------
+    def account(self, t: Task, ns: int) -> None:
+        """``update_curr``: the task ran ``ns`` more."""
+        t.sum_exec += ns
+        if t.policy == "normal":
+            t.vruntime += ns * NICE_0_LOAD // t.weight
+
+    def tick_should_preempt(self, curr: Task) -> bool:
+        """``check_preempt_tick``: has ``curr`` used its slice while others wait?"""
+        if curr.is_rt:
+            # rr rotates at its timeslice; fifo runs until it blocks or a higher prio wakes
+            return False
+        if curr.policy == "idle":
+            return len(self) > 0
+        if self.rt:
+            return True
+        others = [t for t in self.fair if t is not curr]
+        if not others:
+            return False
+        total = sum(t.weight for t in self.fair) + (0 if curr.on_rq else curr.weight)
+        ideal = max(
+            self.cfg.sched_latency_ns * curr.weight // total,
+            self.cfg.sched_min_granularity_ns,
+        )
+        ran = curr.sum_exec - curr.exec_start_sum
+        if ran > ideal:
+            return True
+        least = min(t.vruntime for t in others)
+        return curr.vruntime - least > ideal
+
+    def wakeup_should_preempt(self, curr: Task, woken: Task) -> bool:
+        """``check_preempt_wakeup``."""
+        if curr.policy == "idle":
+            return True
+        if woken.is_rt:
+            return not curr.is_rt or woken.rt_priority > curr.rt_priority
+        if curr.is_rt:
+            return False
+        return curr.vruntime - woken.vruntime > self.cfg.sched_wakeup_granularity_ns

@@ -1,0 +1,163 @@
+"""Softirqs: stage 4 of the seed (kernel/softirq.c).
+
+Each CPU has a pending bitmask.  ``__do_softirq`` (here :func:`handle_softirqs`) takes a
+snapshot of the mask, clears it *before* enabling interrupts, runs the snapshot's vectors
+lowest first, each once, then looks again: it restarts while jiffies have not reached the
+start + ``MAX_SOFTIRQ_TIME``, nothing asked for a reschedule and fewer than
+``MAX_SOFTIRQ_RESTART`` passes were made; otherwise it wakes ``ksoftirqd/N`` and leaves the
+rest to that thread (invariants 10-12).  ksoftirqd is an ordinary nice-0 thread, so the
+scheduler shares the CPU between it and everything else (invariant 14).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from irqflow.core.constants import HI_SOFTIRQ, SOFTIRQ_NAMES, SOFTIRQ_OFFSET, TASKLET_SOFTIRQ
+from irqflow.core.cpu import in_interrupt
+from irqflow.core.effects import BLOCK, COND_RESCHED, IRQS_OFF, IRQS_ON, Busy, Run
+from irqflow.core.sched import RUNNING
+
+if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
+    from irqflow.core.kernel import KernelCore
+
+Flow = Generator[Any, Any, None]
+#: a vector's action: a generator function run in softirq context on the raising CPU
+SoftirqAction = Callable[["Cpu"], Flow]
+
+#: SOFTIRQ_NOW_MASK: vectors that the 4.9-6.4 deferral rule never defers
+SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
+
+
+def user_action(action: Callable[[], Any], nr: int) -> SoftirqAction:
+    """Wrap a plain callable registered with ``open_softirq`` as a vector action."""
+    run = Run(action, (), f"softirq {SOFTIRQ_NAMES[nr]}")
+
+    def flow(c: Cpu) -> Flow:
+        yield run
+
+    return flow
+
+
+def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -> None:
+    """``raise_softirq_irqoff`` (``wake=False``: ``__raise_softirq_irqoff``).
+
+    Wakes ksoftirqd only when called outside interrupt context (invariant 6): from
+    hardirq, softirq or a BH-disabled section the bit waits for irq_exit, the running
+    ``__do_softirq`` loop or ``local_bh_enable``.
+    """
+    if k.tracing:
+        k.tracer.emit(c, "irq:softirq_raise", {"vec": nr})
+    c.softirq_pending |= 1 << nr
+    c.softirq_raises[nr] += 1
+    if wake and not in_interrupt(c.preempt_count):
+        wakeup_softirqd(k, c, "raised from task context")
+
+
+def wakeup_softirqd(k: KernelCore, c: Cpu, reason: str) -> None:
+    t = c.ksoftirqd
+    if t.state == RUNNING:
+        return  # wake_up_process on a runnable task is a no-op
+    c.ksoftirqd_wakeups += 1
+    if k.tracing:
+        k.tracer.emit(c, "irqflow:ksoftirqd_wakeup", {"reason": reason})
+    k._wake_up_process(t)
+
+
+def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
+    """``__do_softirq``: entered and left with local IRQs off."""
+    cfg = k.config
+    end = k.jiffies + cfg.max_softirq_time_jiffies
+    restart = cfg.softirq_max_restart
+    pass_ns = max(cfg.softirq_pass_ns, cfg.min_loop_ns)
+    vec = k._softirq_vec
+    counts = c.softirq_counts
+    tracing = k.tracing
+    pending = c.softirq_pending
+    c.preempt_count += SOFTIRQ_OFFSET
+    while True:
+        c.softirq_pending = 0  # cleared before IRQs go on (invariant 10)
+        yield IRQS_ON
+        yield Busy(pass_ns)
+        nr = 0
+        while pending:
+            if pending & 1:
+                counts[nr] += 1  # once per vector per pass (invariant 18)
+                if tracing:
+                    k.tracer.emit(c, "irq:softirq_entry", {"vec": nr})
+                action = vec[nr]
+                if action is None:
+                    k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
+                else:
+                    yield from action(c)
+                if tracing:
+                    k.tracer.emit(c, "irq:softirq_exit", {"vec": nr})
+            pending >>= 1
+            nr += 1
+        yield IRQS_OFF
+        pending = c.softirq_pending
+        if not pending:
+            break
+        # invariant 12: restart only while time is left, nobody needs the CPU, and
+        # passes remain (checked in that order, as the kernel does)
+        if k.jiffies < end:
+            if not c.need_resched:
+                restart -= 1
+                if restart:
+                    continue
+                reason = "restart limit"
+            else:
+                reason = "need_resched"
+        else:
+            reason = "time limit"
+        wakeup_softirqd(k, c, reason)
+        break
+    c.preempt_count -= SOFTIRQ_OFFSET
+
+
+def invoke_softirq(k: KernelCore, c: Cpu) -> Flow:
+    """Called from irq_exit with IRQs off and softirqs pending, outside interrupt context."""
+    cfg = k.config
+    if (
+        cfg.ksoftirqd_defers
+        and c.ksoftirqd.state == RUNNING
+        and not c.softirq_pending & SOFTIRQ_NOW_MASK
+    ):
+        return  # 4.9-6.4: ksoftirqd is runnable, let it do its job (invariant 16)
+    if cfg.threadirqs:
+        wakeup_softirqd(k, c, "threadirqs")  # invariant 15
+        return
+    yield from handle_softirqs(k, c, ksirqd=False)
+
+
+def do_softirq(k: KernelCore, c: Cpu) -> Flow:
+    """``do_softirq``: used by ``local_bh_enable``; returns at once in interrupt context."""
+    if in_interrupt(c.preempt_count) or not c.softirq_pending:
+        return
+    cfg = k.config
+    if (
+        cfg.ksoftirqd_defers
+        and c.ksoftirqd.state == RUNNING
+        and not c.softirq_pending & SOFTIRQ_NOW_MASK
+    ):
+        return
+    was_on = c.irqs_on
+    yield IRQS_OFF
+    yield from handle_softirqs(k, c, ksirqd=False)
+    if was_on:
+        yield IRQS_ON
+
+
+def ksoftirqd_body(k: KernelCore, c: Cpu) -> Flow:
+    """``ksoftirqd/N`` (kernel/smpboot.c loop + ``run_ksoftirqd``)."""
+    while True:
+        if not c.softirq_pending:
+            yield BLOCK
+            continue
+        yield IRQS_OFF
+        if c.softirq_pending:
+            yield from handle_softirqs(k, c, ksirqd=True)
+        yield IRQS_ON
+        yield COND_RESCHED

@@ -1,0 +1,125 @@
+"""Tasklets: stage 5 of the seed (kernel/softirq.c ``tasklet_action_common``).
+
+A tasklet is queued on the *scheduling* CPU's list (FIFO) and run from HI_SOFTIRQ or
+TASKLET_SOFTIRQ there.  Two state bits make it safe without re-entrancy: SCHED (queued,
+not started: a second schedule is a no-op) and RUN (running: another CPU that reaches it
+requeues it instead of running it in parallel).  SCHED is cleared just before the
+callback runs, so scheduling it during its own run gives exactly one more run
+(invariants 19-26).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from irqflow.core.effects import Run
+from irqflow.core.softirq import raise_softirq_irqoff
+
+if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
+    from irqflow.core.kernel import KernelCore
+
+Flow = Generator[Any, Any, None]
+
+#: TASKLET_STATE_SCHED: queued and not yet started
+TASKLET_STATE_SCHED = 1 << 0
+#: TASKLET_STATE_RUN: running on some CPU
+TASKLET_STATE_RUN = 1 << 1
+
+
+def _func_name(func: Callable[..., Any]) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+class Tasklet:
+    """``struct tasklet_struct``: ``func(data)`` runs in softirq context, never on two
+    CPUs at once.
+
+    ``Tasklet(func, data=None, name=None, disabled=False)``; ``disabled=True`` is
+    ``DECLARE_TASKLET_DISABLED`` (count 1: it needs one ``tasklet_enable``).
+    """
+
+    __slots__ = ("count", "data", "func", "name", "runs", "schedules", "state")
+
+    def __init__(
+        self,
+        func: Callable[[Any], Any],
+        data: Any = None,
+        *,
+        name: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"Tasklet(func={func!r}): func must be callable as func(data)")
+        self.func = func
+        self.data = data
+        self.name = name or _func_name(func)
+        self.state = 0
+        #: disable count: the tasklet runs only at 0
+        self.count = 1 if disabled else 0
+        #: times it ran / times tasklet_schedule queued it (coalesced schedules excluded)
+        self.runs = 0
+        self.schedules = 0
+
+    @property
+    def scheduled(self) -> bool:
+        return bool(self.state & TASKLET_STATE_SCHED)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.state & TASKLET_STATE_RUN)
+
+    @property
+    def disabled(self) -> bool:
+        return self.count > 0
+
+    def __repr__(self) -> str:
+        bits = [n for b, n in ((1, "SCHED"), (2, "RUN")) if self.state & b]
+        return f"<Tasklet {self.name} state={'|'.join(bits) or '0'} count={self.count}>"
+
+
+def tasklet_schedule_on(k: KernelCore, c: Cpu, t: Tasklet, nr: int) -> bool:
+    """Queue ``t`` at the tail of this CPU's list; False if it was already SCHED."""
+    if t.state & TASKLET_STATE_SCHED:
+        return False  # invariant 19: already queued and not started
+    t.state |= TASKLET_STATE_SCHED
+    t.schedules += 1
+    (c.tasklet_hi_vec if nr == 0 else c.tasklet_vec).append(t)
+    raise_softirq_irqoff(k, c, nr)
+    return True
+
+
+def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -> Flow:
+    items = tuple(lst)  # take the whole list with IRQs off; schedules from now go to the next pass
+    lst.clear()
+    cost = k.config.tasklet_dispatch_ns
+    tracing = k.tracing
+    for t in items:
+        if t.state & TASKLET_STATE_RUN or t.count:
+            # running on another CPU (trylock failed) or disabled: requeue, no ksoftirqd
+            lst.append(t)
+            raise_softirq_irqoff(k, c, nr, wake=False)
+            continue
+        t.state |= TASKLET_STATE_RUN
+        if not t.state & TASKLET_STATE_SCHED:
+            k.log(c, "warn", f"tasklet SCHED state not set: {t.name}")
+            t.state &= ~TASKLET_STATE_RUN
+            continue
+        t.state &= ~TASKLET_STATE_SCHED  # invariant 22: before the callback
+        if tracing:
+            k.tracer.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": _func_name(t.func)})
+        yield Run(t.func, (t.data,), f"tasklet {t.name}", None, cost)
+        t.runs += 1
+        if tracing:
+            k.tracer.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": _func_name(t.func)})
+        t.state &= ~TASKLET_STATE_RUN
+
+
+def tasklet_action(k: KernelCore, c: Cpu) -> Flow:
+    return tasklet_action_common(k, c, c.tasklet_vec, 6)
+
+
+def tasklet_hi_action(k: KernelCore, c: Cpu) -> Flow:
+    return tasklet_action_common(k, c, c.tasklet_hi_vec, 0)

@@ -1,0 +1,1 @@
+"""Tracepoints: kernel names and fields, free when off."""
