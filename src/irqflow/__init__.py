@@ -5,6 +5,7 @@ interrupts off, softirqs and tasklets with interrupts on, ksoftirqd when softirq
 overflow, and process context for work that may sleep.  See README.md.
 """
 
+from irqflow import proc
 from irqflow.core.config import KernelConfig
 from irqflow.core.constants import (
     GFP_ATOMIC,
@@ -83,4 +84,5 @@ __all__ = [
     "SoftIrq",
     "Task",
     "Tasklet",
+    "proc",
 ]

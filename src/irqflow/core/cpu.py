@@ -74,6 +74,7 @@ class Cpu:
         "charges",
         "current",
         "engine_state",
+        "halted",
         "idle_task",
         "irqs_on",
         "irr",
@@ -84,14 +85,13 @@ class Cpu:
         "nr_switches",
         "preempt_count",
         "rq",
-        "running_where",
+        "running",
         "softirq_counts",
         "softirq_pending",
         "softirq_raises",
         "tasklet_hi_vec",
         "tasklet_vec",
         "times",
-        "where_irq",
     )
 
     def __init__(self, nr: int) -> None:
@@ -115,9 +115,8 @@ class Cpu:
         self.times: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
         #: CPU time charged by the driver code running now: [ns, category, irqs_on]
         self.charges: list[list[Any]] = []
-        #: what driver code runs now (for messages): "eth0", "tasklet rx" ...
-        self.running_where = ""
-        self.where_irq: int | None = None
+        #: the driver code running now (a ``Run`` effect: its ``where`` names it)
+        self.running: Any = None
         self.current: Task = None  # type: ignore[assignment]  # set at boot
         self.idle_task: Task = None  # type: ignore[assignment]
         self.ksoftirqd: Task = None  # type: ignore[assignment]
@@ -127,6 +126,8 @@ class Cpu:
         #: context switches on this CPU (/proc/stat ctxt)
         self.nr_switches = 0
         self.engine_state: Any = None
+        #: set by the engine while the CPU sits in its idle loop with nothing to do
+        self.halted = True
 
     # --- context --------------------------------------------------------------------
     def category(self) -> str:
@@ -142,7 +143,13 @@ class Cpu:
         """Charge ``ns`` of CPU time to the driver code running now (``udelay``)."""
         if ns <= 0:
             return
-        cat = self.category()
+        pc = self.preempt_count
+        if pc & HARDIRQ_MASK:
+            cat = IRQ
+        elif pc & SOFTIRQ_OFFSET:
+            cat = SOFTIRQ
+        else:
+            cat = self.current.acct
         on = self.irqs_on
         charges = self.charges
         if charges:

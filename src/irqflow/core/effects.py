@@ -14,7 +14,9 @@ effect          meaning
                 body) in the current context; the CPU time is what it charged with
                 ``udelay``/``ndelay``. Sends back the callable's result, or
                 :data:`FAILED` if it raised (the fault is recorded as an oops)
-``IRQS_OFF``    ``local_irq_disable()``
+``IRQS_OFF``    ``local_irq_disable()`` (flows may also clear ``cpu.irqs_on``
+                directly: the engine takes pending interrupts at the boundary
+                before it resumes a flow, so disabling needs no boundary)
 ``IRQS_ON``     ``local_irq_enable()``: pending interrupts are taken right here
 ``BLOCK``       process context only: sleep until woken (``wake_up_process``)
 ``Sleep(ns)``   process context only: sleep for ``ns``
@@ -61,9 +63,15 @@ class Sleep:
 
 @dataclass(slots=True)
 class Busy:
-    """The kernel's own code keeps the CPU busy for ``ns`` nanoseconds."""
+    """The kernel's own code keeps the CPU busy for ``ns`` nanoseconds.
+
+    ``irqs_on`` (optional) sets the local IRQ flag first, as ``local_irq_enable(); ...``
+    would, saving a separate ``IRQS_ON`` effect on hot paths.  Busy objects are never
+    mutated by the engine, so a flow may yield the same one again and again.
+    """
 
     ns: int
+    irqs_on: bool | None = None
 
 
 @dataclass(slots=True)

@@ -35,26 +35,26 @@ def irq_enter(k: KernelCore, c: Cpu, irq: int) -> None:
     c.preempt_count += HARDIRQ_OFFSET
 
 
-def irq_exit(k: KernelCore, c: Cpu, irq: int) -> Flow:
-    cost = k.config.irq_exit_ns
-    if cost:
-        yield Busy(cost)
+def irq_exit_wants_softirq(c: Cpu) -> bool:
+    """First half of ``irq_exit``: drop HARDIRQ_OFFSET, then say whether softirqs run
+    here: only if some are pending and we did not interrupt interrupt context."""
     c.preempt_count -= HARDIRQ_OFFSET
-    if c.softirq_pending and not in_interrupt(c.preempt_count):
-        yield from invoke_softirq(k, c)
-    if k.tracing:
-        k.tracer.emit(c, "irqflow:irq_restore", {"irq": irq})
+    return bool(c.softirq_pending) and not in_interrupt(c.preempt_count)
 
 
 def do_irq(k: KernelCore, c: Cpu, irq: int) -> Flow:
-    """A device interrupt on line ``irq`` (x86 ``common_interrupt``)."""
+    """A device interrupt on line ``irq`` (x86 ``common_interrupt``).
+
+    The engine has already charged ``irq_entry_ns`` (vector stub, register save) when it
+    pushed this frame, and charges ``irq_exit_ns`` (register restore, iret) when it pops.
+    """
     irq_enter(k, c, irq)
-    cost = k.config.irq_entry_ns
-    if cost:
-        yield Busy(cost)
     desc = k._descs[irq]
-    yield from k._flow_for(desc)(k, c, desc)
-    yield from irq_exit(k, c, irq)
+    yield from desc.handle_irq(k, c, desc)
+    if irq_exit_wants_softirq(c):
+        yield from invoke_softirq(k, c)
+    if k.tracing:
+        k.tracer.emit(c, "irqflow:irq_restore", {"irq": irq})
 
 
 def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
@@ -69,14 +69,13 @@ def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
     k._scheduler_tick(c)
     if k.tracing:
         k.tracer.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
-    yield from irq_exit(k, c, -1)
+    if irq_exit_wants_softirq(c):
+        yield from invoke_softirq(k, c)
 
 
 def do_reschedule_ipi(k: KernelCore, c: Cpu) -> Flow:
     """The reschedule IPI (RES): its only job is the preemption check on return."""
     c.preempt_count += HARDIRQ_OFFSET
     c.arch_counts["RES"] = c.arch_counts.get("RES", 0) + 1
-    cost = k.config.irq_entry_ns
-    if cost:
-        yield Busy(cost)
-    yield from irq_exit(k, c, -2)
+    if irq_exit_wants_softirq(c):
+        yield from invoke_softirq(k, c)

@@ -37,7 +37,7 @@ from irqflow.core.constants import (
     SoftIrq,
 )
 from irqflow.core.cpu import Cpu
-from irqflow.core.effects import COND_RESCHED, FAILED, Run, Sleep
+from irqflow.core.effects import COND_RESCHED, FAILED, Busy, Run, Sleep
 from irqflow.core.errors import (
     InternalError,
     IrqflowError,
@@ -171,6 +171,9 @@ class KernelCore:
         self._softirq_vec: list[SoftirqAction | None] = [None] * NR_SOFTIRQS
         self._softirq_vec[HI_SOFTIRQ] = lambda c: tasklet_hi_action(self, c)
         self._softirq_vec[TASKLET_SOFTIRQ] = lambda c: tasklet_action(self, c)
+        self._softirq_pass = Busy(
+            max(self.config.softirq_pass_ns, self.config.min_loop_ns), irqs_on=True
+        )
         self._log: list[LogRecord] = []
         self._oopses: list[Oops] = []
         self._bogus_reports = 0
@@ -267,17 +270,20 @@ class KernelCore:
 
     def _call_user(self, c: Cpu, run: Run) -> Any:
         """Call driver code; a raised exception becomes an oops and :data:`FAILED`."""
-        prev_where, prev_irq = c.running_where, c.where_irq
-        c.running_where, c.where_irq = run.where, run.irq
-        pc, on = c.preempt_count, c.irqs_on
+        prev = c.running
+        c.running = run
+        pc = c.preempt_count
+        on = c.irqs_on
         try:
-            return run.fn(*run.args)
+            res = run.fn(*run.args)
         except Exception as exc:
-            c.preempt_count, c.irqs_on = pc, on
+            c.preempt_count = pc
+            c.irqs_on = on
+            c.running = prev
             self._oops(c, run, exc)
             return FAILED
-        finally:
-            c.running_where, c.where_irq = prev_where, prev_irq
+        c.running = prev
+        return res
 
     def _oops(self, c: Cpu, run: Run, exc: Exception) -> None:
         tb = "".join(traceback.format_exception(exc))
@@ -419,6 +425,7 @@ class KernelCore:
                 desc.trigger = LEVEL
             elif flags & IRQF_EDGE_MASK:
                 desc.trigger = EDGE
+            desc.handle_irq = self._flow_for(desc)
             desc.state &= ~(SPURIOUS_DISABLED | REPLAY)
             desc.drop_pending(lost=True)
             desc.requested = True
@@ -551,7 +558,8 @@ class KernelCore:
         return self._this_cpu("current").current
 
     def smp_processor_id(self) -> int:
-        return self._this_cpu("smp_processor_id").nr
+        c = self.engine.current_cpu
+        return c.nr if c is not None else self._this_cpu("smp_processor_id").nr
 
     def preempt_count(self) -> int:
         return self._this_cpu("preempt_count").preempt_count
@@ -618,7 +626,7 @@ class KernelCore:
 
     def _atomic_message(self, c: Cpu, what: str) -> str:
         pc = c.preempt_count
-        where = c.running_where or c.current.comm
+        where = c.running.where if c.running is not None else c.current.comm
         return (
             f"BUG: sleeping function called from invalid context at {what} in "
             f"{cpumod.context_name(pc)} context: in_atomic(): {1 if pc else 0}, "
@@ -645,13 +653,21 @@ class KernelCore:
 
     def udelay(self, us: float) -> None:
         """Busy-wait ``us`` microseconds: in sim, charge that CPU time to the running code."""
-        self.ndelay(int(us * 1000))
+        c = self.engine.current_cpu
+        if c is None:
+            c = self._this_cpu("udelay")
+        if us < 0:
+            raise ValueError(f"udelay({us}): a delay cannot be negative")
+        c.charge(int(us * 1000))
 
     def ndelay(self, ns: int) -> None:
         """Busy-wait ``ns`` nanoseconds (see :meth:`udelay`)."""
+        c = self.engine.current_cpu
+        if c is None:
+            c = self._this_cpu("ndelay")
         if ns < 0:
             raise ValueError(f"ndelay({ns}): a delay cannot be negative")
-        self._this_cpu("udelay").charge(int(ns))
+        c.charge(int(ns))
 
     # ------------------------------------------------------------------ softirqs
     def open_softirq(self, nr: int | SoftIrq, action: Callable[[], Any]) -> None:
@@ -668,8 +684,11 @@ class KernelCore:
 
     def raise_softirq(self, nr: int | SoftIrq) -> None:
         """Mark vector ``nr`` pending on this CPU (from task context it wakes ksoftirqd)."""
-        nr = self._vec(nr, "raise_softirq")
-        raise_softirq_irqoff(self, self._this_cpu("raise_softirq"), nr)
+        c = self.engine.current_cpu
+        if c is None or nr.__class__ not in (int, SoftIrq) or not 0 <= nr < NR_SOFTIRQS:
+            nr = self._vec(nr, "raise_softirq")
+            c = self._this_cpu("raise_softirq")
+        raise_softirq_irqoff(self, c, nr)
 
     def raise_softirq_irqoff(self, nr: int | SoftIrq) -> None:
         nr = self._vec(nr, "raise_softirq_irqoff")
@@ -687,9 +706,11 @@ class KernelCore:
     # ------------------------------------------------------------------ tasklets
     def tasklet_schedule(self, t: Tasklet) -> None:
         """Queue ``t`` on this CPU's TASKLET_SOFTIRQ list (no-op if already queued)."""
-        tasklet_schedule_on(
-            self, self._this_cpu("tasklet_schedule"), self._tasklet(t), TASKLET_SOFTIRQ
-        )
+        c = self.engine.current_cpu
+        if c is None or t.__class__ is not Tasklet:
+            c = self._this_cpu("tasklet_schedule")
+            self._tasklet(t)
+        tasklet_schedule_on(self, c, t, TASKLET_SOFTIRQ)
 
     def tasklet_hi_schedule(self, t: Tasklet) -> None:
         """Queue ``t`` on this CPU's HI_SOFTIRQ list (runs before every other vector)."""

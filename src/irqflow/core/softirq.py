@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import HI_SOFTIRQ, SOFTIRQ_NAMES, SOFTIRQ_OFFSET, TASKLET_SOFTIRQ
 from irqflow.core.cpu import in_interrupt
-from irqflow.core.effects import BLOCK, COND_RESCHED, IRQS_OFF, IRQS_ON, Busy, Run
+from irqflow.core.effects import BLOCK, COND_RESCHED, IRQS_ON, Run
 from irqflow.core.sched import RUNNING
 
 if TYPE_CHECKING:
@@ -24,21 +24,17 @@ if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 Flow = Generator[Any, Any, None]
-#: a vector's action: a generator function run in softirq context on the raising CPU
-SoftirqAction = Callable[["Cpu"], Flow]
+#: a vector's action: a kernel flow (generator function) run in softirq context on the
+#: raising CPU, or a ``Run`` of the driver's plain callable
+SoftirqAction = Callable[["Cpu"], Flow] | Run
 
 #: SOFTIRQ_NOW_MASK: vectors that the 4.9-6.4 deferral rule never defers
 SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
 
 
-def user_action(action: Callable[[], Any], nr: int) -> SoftirqAction:
-    """Wrap a plain callable registered with ``open_softirq`` as a vector action."""
-    run = Run(action, (), f"softirq {SOFTIRQ_NAMES[nr]}")
-
-    def flow(c: Cpu) -> Flow:
-        yield run
-
-    return flow
+def user_action(action: Callable[[], Any], nr: int) -> Run:
+    """A plain callable registered with ``open_softirq``: called directly by the loop."""
+    return Run(action, (), f"softirq {SOFTIRQ_NAMES[nr]}")
 
 
 def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -> None:
@@ -71,7 +67,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
     cfg = k.config
     end = k.jiffies + cfg.max_softirq_time_jiffies
     restart = cfg.softirq_max_restart
-    pass_ns = max(cfg.softirq_pass_ns, cfg.min_loop_ns)
+    pass_busy = k._softirq_pass  # Busy(pass cost, irqs_on=True)
     vec = k._softirq_vec
     counts = c.softirq_counts
     tracing = k.tracing
@@ -79,8 +75,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
     c.preempt_count += SOFTIRQ_OFFSET
     while True:
         c.softirq_pending = 0  # cleared before IRQs go on (invariant 10)
-        yield IRQS_ON
-        yield Busy(pass_ns)
+        yield pass_busy  # local_irq_enable() and the pass's own cost
         nr = 0
         while pending:
             if pending & 1:
@@ -88,7 +83,9 @@ def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
                 if tracing:
                     k.tracer.emit(c, "irq:softirq_entry", {"vec": nr})
                 action = vec[nr]
-                if action is None:
+                if isinstance(action, Run):
+                    yield action
+                elif action is None:
                     k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
                 else:
                     yield from action(c)
@@ -96,7 +93,10 @@ def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
                     k.tracer.emit(c, "irq:softirq_exit", {"vec": nr})
             pending >>= 1
             nr += 1
-        yield IRQS_OFF
+        # local_irq_disable(): no effect needed, the engine took any pending interrupt at
+        # the boundary before resuming us, and nothing can arrive between here and the
+        # next yield
+        c.irqs_on = False
         pending = c.softirq_pending
         if not pending:
             break
@@ -144,7 +144,7 @@ def do_softirq(k: KernelCore, c: Cpu) -> Flow:
     ):
         return
     was_on = c.irqs_on
-    yield IRQS_OFF
+    c.irqs_on = False
     yield from handle_softirqs(k, c, ksirqd=False)
     if was_on:
         yield IRQS_ON
@@ -156,7 +156,7 @@ def ksoftirqd_body(k: KernelCore, c: Cpu) -> Flow:
         if not c.softirq_pending:
             yield BLOCK
             continue
-        yield IRQS_OFF
+        c.irqs_on = False
         if c.softirq_pending:
             yield from handle_softirqs(k, c, ksirqd=True)
         yield IRQS_ON

@@ -30,7 +30,9 @@ TASKLET_STATE_RUN = 1 << 1
 
 
 def _func_name(func: Callable[..., Any]) -> str:
-    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    """A symbol-like name: ``Class.method`` or ``function`` (enclosing functions dropped)."""
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return name.rpartition("<locals>.")[2] if name else repr(func)
 
 
 class Tasklet:

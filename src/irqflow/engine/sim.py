@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from irqflow.core.cpu import (
     IDLE,
+    IRQ,
     LOCAL_TIMER_VECTOR,
     SOFTIRQ,
     SYSTEM,
@@ -72,7 +73,8 @@ class Frame:
     __slots__ = ("final_on", "gen", "is_irq", "saved_on", "segs", "value")
 
     def __init__(self, gen: Flow, *, is_irq: bool = False) -> None:
-        self.gen = gen
+        #: None once an interrupt frame's flow has returned and it pays its exit cost
+        self.gen: Flow | None = gen
         self.segs: list[list[Any]] = []
         self.value: Any = None
         self.final_on = True
@@ -99,7 +101,6 @@ class SimCpu:
         self.token = 0
         self.seg_start = 0
         self.busy = False
-        self.halted = True
         self.idle_since = 0
         self.tick_armed = False
         self.running = False
@@ -117,6 +118,8 @@ class SimEngine:
         self._until: float = INF
         self._running = False
         self._period = kernel.config.tick_period_ns
+        self._entry_ns = kernel.config.irq_entry_ns
+        self._exit_ns = kernel.config.irq_exit_ns
 
     # ------------------------------------------------------------------ setup
     def add_task(self, t: Task) -> None:
@@ -195,16 +198,15 @@ class SimEngine:
         st: SimCpu = c.engine_state
         if st.running:
             return  # the CPU's own loop sees it at its next boundary with IRQs on
-        if self.current_cpu is not None:
-            self._push(self.now, self._deliver_evt, c, None)
-        else:
-            self._deliver_evt(c, None)
+        # Always through the heap: a CPU run may jump time forward (the fast path), and
+        # the caller (a device callback, another CPU) must not see its clock move.
+        self._push(self.now, self._deliver_evt, c, None)
 
     def _deliver_evt(self, c: Cpu, _: Any) -> None:
         st: SimCpu = c.engine_state
         if st.running or not c.irr:
             return
-        if st.halted:
+        if c.halted:
             self._leave_idle(c, st)
             self._run_cpu(c)
         elif st.busy:
@@ -223,24 +225,21 @@ class SimEngine:
         st: SimCpu = c.engine_state
         if st.running:
             return
-        if st.halted:
-            if self.current_cpu is not None:
-                self._push(self.now, self._resume, c, None)
-            else:
-                self._resume(c, None)
+        if c.halted:
+            self._push(self.now, self._resume, c, None)
         elif c.need_resched and RESCHEDULE_VECTOR not in c.irr:
             c.irr[RESCHEDULE_VECTOR] = None  # the reschedule IPI
             self.deliver(c)
 
     def _resume(self, c: Cpu, _: Any) -> None:
         st: SimCpu = c.engine_state
-        if st.running or not st.halted:
+        if st.running or not c.halted:
             return
         self._leave_idle(c, st)
         self._run_cpu(c)
 
     def _leave_idle(self, c: Cpu, st: SimCpu) -> None:
-        st.halted = False
+        c.halted = False
         c.times[IDLE] += self.now - st.idle_since
         if not st.tick_armed:
             st.tick_armed = True
@@ -248,7 +247,7 @@ class SimEngine:
 
     def _tick(self, c: Cpu, _: Any) -> None:
         st: SimCpu = c.engine_state
-        if st.halted:
+        if c.halted:
             st.tick_armed = False  # NO_HZ idle: the tick stops on an idle CPU
             return
         self._push(self.now + self._period, self._tick, c, None)
@@ -278,7 +277,7 @@ class SimEngine:
     def cpu_times(self, c: Cpu) -> dict[str, int]:
         times = dict(c.times)
         st: SimCpu = c.engine_state
-        if st.halted:
+        if c.halted:
             times[IDLE] += self.now - st.idle_since
         elif st.busy:
             seg = st.stack[-1].segs[0]
@@ -302,6 +301,7 @@ class SimEngine:
         stack = st.stack
         heap = self._heap
         account = self._account
+        times = c.times
         while True:
             if c.irqs_on and c.irr:
                 self._take_irq(c, st)
@@ -318,7 +318,11 @@ class SimEngine:
                 end = self.now + seg[0]
                 if end <= self._until and (not heap or end < heap[0][0]):
                     # nothing can happen before this segment ends: jump to its end
-                    account(c, seg[1], seg[0])
+                    cat = seg[1]
+                    if cat == IRQ or (cat == SOFTIRQ and not c.current.is_ksoftirqd):
+                        times[cat] += seg[0]  # interrupt time: no task runtime to update
+                    else:
+                        account(c, cat, seg[0])
                     self.now = end
                     del segs[0]
                     if not segs:
@@ -330,9 +334,19 @@ class SimEngine:
                 heapq.heappush(heap, (end, self._seq, self._seg_end, c, st.token))
                 self._seq += 1
                 return
+            gen = f.gen
+            if gen is None:
+                self._pop(c, st, f, None)
+                continue
             try:
-                eff = f.gen.send(f.value)
+                eff = gen.send(f.value)
             except StopIteration as stop:
+                if f.is_irq and self._exit_ns:
+                    # register restore and iret: the exit cost, then the pop
+                    f.gen = None
+                    f.segs = [[self._exit_ns, IRQ, False]]
+                    f.final_on = False
+                    continue
                 self._pop(c, st, f, stop.value)
                 continue
             f.value = None
@@ -348,6 +362,8 @@ class SimEngine:
                     c.irqs_on = charges[0][2]
                     f.segs = charges
             elif tp is Busy:
+                if eff.irqs_on is not None:
+                    c.irqs_on = eff.irqs_on
                 if eff.ns > 0:
                     f.segs = [[eff.ns, c.category(), c.irqs_on]]
                     f.final_on = c.irqs_on
@@ -359,7 +375,7 @@ class SimEngine:
                 if c.need_resched or len(c.rq):
                     self._schedule(c, st)
                     continue
-                st.halted = True
+                c.halted = True
                 st.idle_since = self.now
                 return
             elif eff is BLOCK:
@@ -388,6 +404,9 @@ class SimEngine:
         f = Frame(gen, is_irq=True)
         f.saved_on = c.irqs_on
         f.final_on = False
+        if self._entry_ns:
+            # vector stub and register save: the CPU's cost of taking the interrupt
+            f.segs = [[self._entry_ns, IRQ, False]]
         c.irqs_on = False  # the interrupt gate clears IF
         st.stack.append(f)
 
@@ -475,6 +494,8 @@ class SimEngine:
             value = None
             tp = type(eff)
             if tp is Busy:
+                if eff.irqs_on is not None:
+                    c.irqs_on = eff.irqs_on
                 c.charge(eff.ns)
             elif tp is Run:
                 if eff.cost:

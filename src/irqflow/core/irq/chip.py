@@ -11,8 +11,8 @@ Hardware line model (kernel-semantics.md, appendix A):
   on unmask while it is still asserted.  Each presentation counts as one raise.
 
 Routing rule (``route``): among the CPUs in the line's affinity, the lowest-numbered idle
-one (running its idle task, nothing pending); if none is idle, round-robin over the
-affinity set, per line.  Deterministic, and close to x86 "lowest priority" delivery.
+one (halted in its idle loop, no interrupt waiting); if none is idle, round-robin over
+the affinity set, per line.  Deterministic, and close to x86 "lowest priority" delivery.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def route(k: KernelCore, desc: IrqDesc) -> Cpu:
         return cpus[aff[0]]
     for n in aff:
         c = cpus[n]
-        if c.current is c.idle_task and c.preempt_count == 0 and not c.irr:
+        if c.halted and not c.irr:
             return c
     n = aff[desc.rr_next % len(aff)]
     desc.rr_next += 1

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from irqflow.core.effects import Run
+
 # --- state bits (legend: kernel name, meaning) -------------------------------------------
 DISABLED = 1 << 0  # IRQD_IRQ_DISABLED: logically disabled (depth > 0)
 MASKED = 1 << 1  # IRQD_IRQ_MASKED: masked at the controller
@@ -47,7 +49,7 @@ def state_names(state: int) -> str:
 class IrqAction:
     """One ``request_irq`` registration on a line."""
 
-    __slots__ = ("dev_id", "flags", "handler", "irq", "name", "thread_fn", "warned_wake")
+    __slots__ = ("dev_id", "flags", "handler", "irq", "name", "run", "thread_fn", "warned_wake")
 
     def __init__(
         self,
@@ -65,6 +67,8 @@ class IrqAction:
         self.dev_id = dev_id
         self.thread_fn = thread_fn
         self.warned_wake = False
+        #: the effect that calls the handler (built once: the hot path allocates nothing)
+        self.run = Run(handler, (irq, dev_id), name, irq)
 
     def __repr__(self) -> str:
         return f"<IrqAction irq={self.irq} name={self.name!r} flags={self.flags:#x}>"
@@ -82,6 +86,7 @@ class IrqDesc:
         "chip",
         "coalesced",
         "depth",
+        "handle_irq",
         "in_flight",
         "in_service",
         "inprogress_cpu",
@@ -109,6 +114,8 @@ class IrqDesc:
         self.depth = 1
         self.state = DISABLED | MASKED
         self.trigger = EDGE
+        #: the flow handler (handle_edge_irq / handle_level_irq), set by request_irq
+        self.handle_irq: Any = None
         self.chip = "IO-APIC"
         self.affinity: tuple[int, ...] = tuple(range(ncpus))
         self.rr_next = 0

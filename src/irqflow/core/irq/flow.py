@@ -17,7 +17,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD
-from irqflow.core.effects import FAILED, Run
+from irqflow.core.effects import FAILED
 from irqflow.core.irq import chip
 from irqflow.core.irq.desc import DISABLED, INPROGRESS, MASKED, PENDING, REPLAY, IrqDesc
 from irqflow.core.irq.spurious import note_interrupt
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 Flow = Generator[Any, Any, None]
+IRQ_WAKE = int(IRQ_WAKE_THREAD)
 
 
 def _defer(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
@@ -100,17 +101,19 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
     for action in tuple(desc.actions):
         if k.tracing:
             k.tracer.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
-        res = yield Run(action.handler, (irq, action.dev_id), action.name, irq)
-        res = _check_return(k, c, action.name, irq, res)
+        res = yield action.run
+        if res.__class__ is not int:
+            res = _check_return(k, c, action.name, irq, res)
         if c.irqs_on:
             k.log(c, "warn", f"irq {irq} handler {action.name} enabled interrupts")
             c.irqs_on = False  # invariant 5: re-disabled
         if k.tracing:
             k.tracer.emit(c, "irq:irq_handler_exit", {"irq": irq, "ret": res})
-        if res & IRQ_WAKE_THREAD:
+        if res & IRQ_WAKE:
             k._irq_wake_thread(c, desc, action)
         ret |= res
-    if not k.config.noirqdebug:
+    # note_interrupt returns at once for a handled event on a line with no unhandled ones
+    if (ret != 1 or desc.irqs_unhandled) and not k.config.noirqdebug:
         note_interrupt(k, c, desc, ret)
     desc.state &= ~INPROGRESS
     desc.inprogress_cpu = None
@@ -120,7 +123,7 @@ def _check_return(k: KernelCore, c: Cpu, name: str, irq: int, res: Any) -> int:
     if res is FAILED:
         return IRQ_NONE  # the oops is recorded; nobody handled this event
     if isinstance(res, int) and not isinstance(res, bool) and res >= 0:
-        return int(res)
+        return int(res)  # an IrqReturn: plain int from here on (IntFlag ops are slow)
     k.log(
         c,
         "warn",

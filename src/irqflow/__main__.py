@@ -1,0 +1,3 @@
+from irqflow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Interrupt sources.  :mod:`irqflow.devices.sim` drives lines in virtual time."""
