@@ -48,6 +48,10 @@ def in_softirq(pc: int) -> bool:
     return bool(pc & SOFTIRQ_MASK)
 
 
+#: preempt_count bits that make in_interrupt() true (hot paths test the mask directly)
+INTERRUPT_MASK = NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK
+
+
 def in_interrupt(pc: int) -> bool:
     return bool(pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK))
 

@@ -15,9 +15,9 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import HARDIRQ_OFFSET
-from irqflow.core.cpu import context_name, in_interrupt
+from irqflow.core.cpu import INTERRUPT_MASK, context_name
 from irqflow.core.effects import Busy
-from irqflow.core.softirq import invoke_softirq
+from irqflow.core.softirq import handle_softirqs, invoke_softirq
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
@@ -39,7 +39,7 @@ def irq_exit_wants_softirq(c: Cpu) -> bool:
     """First half of ``irq_exit``: drop HARDIRQ_OFFSET, then say whether softirqs run
     here: only if some are pending and we did not interrupt interrupt context."""
     c.preempt_count -= HARDIRQ_OFFSET
-    return bool(c.softirq_pending) and not in_interrupt(c.preempt_count)
+    return bool(c.softirq_pending) and not c.preempt_count & INTERRUPT_MASK
 
 
 def do_irq(k: KernelCore, c: Cpu, irq: int) -> Flow:
@@ -51,8 +51,8 @@ def do_irq(k: KernelCore, c: Cpu, irq: int) -> Flow:
     irq_enter(k, c, irq)
     desc = k._descs[irq]
     yield from desc.handle_irq(k, c, desc)
-    if irq_exit_wants_softirq(c):
-        yield from invoke_softirq(k, c)
+    if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
+        yield from handle_softirqs(k, c)
     if k.tracing:
         k.tracer.emit(c, "irqflow:irq_restore", {"irq": irq})
 
@@ -69,13 +69,13 @@ def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
     k._scheduler_tick(c)
     if k.tracing:
         k.tracer.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
-    if irq_exit_wants_softirq(c):
-        yield from invoke_softirq(k, c)
+    if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
+        yield from handle_softirqs(k, c)
 
 
 def do_reschedule_ipi(k: KernelCore, c: Cpu) -> Flow:
     """The reschedule IPI (RES): its only job is the preemption check on return."""
     c.preempt_count += HARDIRQ_OFFSET
     c.arch_counts["RES"] = c.arch_counts.get("RES", 0) + 1
-    if irq_exit_wants_softirq(c):
-        yield from invoke_softirq(k, c)
+    if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
+        yield from handle_softirqs(k, c)

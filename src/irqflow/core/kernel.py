@@ -169,8 +169,8 @@ class KernelCore:
         self.cpus: list[Cpu] = [Cpu(n) for n in range(cpus)]
         self._descs: dict[int, IrqDesc] = {}
         self._softirq_vec: list[SoftirqAction | None] = [None] * NR_SOFTIRQS
-        self._softirq_vec[HI_SOFTIRQ] = lambda c: tasklet_hi_action(self, c)
-        self._softirq_vec[TASKLET_SOFTIRQ] = lambda c: tasklet_action(self, c)
+        self._softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
+        self._softirq_vec[TASKLET_SOFTIRQ] = tasklet_action
         self._softirq_pass = Busy(
             max(self.config.softirq_pass_ns, self.config.min_loop_ns), irqs_on=True
         )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import HI_SOFTIRQ, SOFTIRQ_NAMES, SOFTIRQ_OFFSET, TASKLET_SOFTIRQ
-from irqflow.core.cpu import in_interrupt
+from irqflow.core.cpu import INTERRUPT_MASK, in_interrupt
 from irqflow.core.effects import BLOCK, COND_RESCHED, IRQS_ON, Run
 from irqflow.core.sched import RUNNING
 
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 Flow = Generator[Any, Any, None]
-#: a vector's action: a kernel flow (generator function) run in softirq context on the
-#: raising CPU, or a ``Run`` of the driver's plain callable
-SoftirqAction = Callable[["Cpu"], Flow] | Run
+#: a vector's action: a kernel flow (generator function of the kernel and the CPU) run in
+#: softirq context on the raising CPU, or a ``Run`` of the driver's plain callable
+SoftirqAction = Callable[["KernelCore", "Cpu"], Flow] | Run
 
 #: SOFTIRQ_NOW_MASK: vectors that the 4.9-6.4 deferral rule never defers
 SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
@@ -48,7 +48,7 @@ def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -
         k.tracer.emit(c, "irq:softirq_raise", {"vec": nr})
     c.softirq_pending |= 1 << nr
     c.softirq_raises[nr] += 1
-    if wake and not in_interrupt(c.preempt_count):
+    if wake and not c.preempt_count & INTERRUPT_MASK:
         wakeup_softirqd(k, c, "raised from task context")
 
 
@@ -62,7 +62,7 @@ def wakeup_softirqd(k: KernelCore, c: Cpu, reason: str) -> None:
     k._wake_up_process(t)
 
 
-def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
+def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
     """``__do_softirq``: entered and left with local IRQs off."""
     cfg = k.config
     end = k.jiffies + cfg.max_softirq_time_jiffies
@@ -88,7 +88,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
                 elif action is None:
                     k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
                 else:
-                    yield from action(c)
+                    yield from action(k, c)
                 if tracing:
                     k.tracer.emit(c, "irq:softirq_exit", {"vec": nr})
             pending >>= 1
@@ -117,19 +117,21 @@ def handle_softirqs(k: KernelCore, c: Cpu, *, ksirqd: bool) -> Flow:
     c.preempt_count -= SOFTIRQ_OFFSET
 
 
-def invoke_softirq(k: KernelCore, c: Cpu) -> Flow:
-    """Called from irq_exit with IRQs off and softirqs pending, outside interrupt context."""
+def invoke_softirq(k: KernelCore, c: Cpu) -> bool:
+    """``invoke_softirq`` from irq_exit (IRQs off, softirqs pending, outside interrupt
+    context): True if the softirqs run right here (the caller then runs
+    :func:`handle_softirqs`), False if they were left to ksoftirqd."""
     cfg = k.config
     if (
         cfg.ksoftirqd_defers
         and c.ksoftirqd.state == RUNNING
         and not c.softirq_pending & SOFTIRQ_NOW_MASK
     ):
-        return  # 4.9-6.4: ksoftirqd is runnable, let it do its job (invariant 16)
+        return False  # 4.9-6.4: ksoftirqd is runnable, let it do its job (invariant 16)
     if cfg.threadirqs:
         wakeup_softirqd(k, c, "threadirqs")  # invariant 15
-        return
-    yield from handle_softirqs(k, c, ksirqd=False)
+        return False
+    return True
 
 
 def do_softirq(k: KernelCore, c: Cpu) -> Flow:

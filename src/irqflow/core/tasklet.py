@@ -120,8 +120,10 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
 
 
 def tasklet_action(k: KernelCore, c: Cpu) -> Flow:
+    """TASKLET_SOFTIRQ's action."""
     return tasklet_action_common(k, c, c.tasklet_vec, 6)
 
 
 def tasklet_hi_action(k: KernelCore, c: Cpu) -> Flow:
+    """HI_SOFTIRQ's action."""
     return tasklet_action_common(k, c, c.tasklet_hi_vec, 0)
