@@ -1,0 +1,173 @@
+"""Contexts: ``preempt_count`` predicates, the local IRQ flag, bottom-half disabling,
+``might_sleep`` and CPU-time charging (include/linux/preempt.h, irqflags.h,
+bottom_half.h, kernel/softirq.c ``__local_bh_enable_ip``)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, cast
+
+from irqflow.core import cpu as cpumod
+from irqflow.core.base import KernelBase
+from irqflow.core.constants import (
+    GFP_KERNEL,
+    HARDIRQ_MASK,
+    SOFTIRQ_DISABLE_OFFSET,
+    SOFTIRQ_MASK,
+)
+from irqflow.core.cpu import Cpu
+from irqflow.core.errors import (
+    IrqflowError,
+    SleepInAtomicContext,
+)
+from irqflow.core.sched import Task
+from irqflow.core.softirq import (
+    do_softirq,
+)
+
+Flow = Generator[Any, Any, None]
+
+
+if TYPE_CHECKING:
+    from irqflow.core.kernel import KernelCore
+
+
+class _IrqSave:
+    """What ``local_irq_save()`` returns: the saved flag, and a context manager."""
+
+    __slots__ = ("_c", "was_on")
+
+    def __init__(self, c: Cpu) -> None:
+        self._c = c
+        self.was_on = c.irqs_on
+        c.irqs_on = False
+
+    def __enter__(self) -> _IrqSave:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._c.irqs_on = self.was_on
+
+
+class _BhDisabled:
+    __slots__ = ("_k",)
+
+    def __init__(self, k: ContextMixin) -> None:
+        self._k = k
+
+    def __enter__(self) -> None:
+        self._k.local_bh_disable()
+
+    def __exit__(self, *exc: object) -> None:
+        self._k.local_bh_enable()
+
+
+class ContextMixin(KernelBase):
+    """The context calls of ``KernelCore``."""
+
+    # ------------------------------------------------------------------ contexts
+    def current(self) -> Task:
+        """The running task (in interrupt context: the interrupted one, as in the kernel)."""
+        return self._this_cpu("current").current
+
+    def smp_processor_id(self) -> int:
+        c = self.engine.current_cpu
+        return c.nr if c is not None else self._this_cpu("smp_processor_id").nr
+
+    def preempt_count(self) -> int:
+        return self._this_cpu("preempt_count").preempt_count
+
+    def in_hardirq(self) -> bool:
+        return cpumod.in_hardirq(self._this_cpu("in_hardirq").preempt_count)
+
+    def in_softirq(self) -> bool:
+        return cpumod.in_softirq(self._this_cpu("in_softirq").preempt_count)
+
+    def in_serving_softirq(self) -> bool:
+        return cpumod.in_serving_softirq(self._this_cpu("in_serving_softirq").preempt_count)
+
+    def in_interrupt(self) -> bool:
+        return cpumod.in_interrupt(self._this_cpu("in_interrupt").preempt_count)
+
+    def in_task(self) -> bool:
+        return cpumod.in_task(self._this_cpu("in_task").preempt_count)
+
+    def irqs_disabled(self) -> bool:
+        return not self._this_cpu("irqs_disabled").irqs_on
+
+    def local_irq_disable(self) -> None:
+        self._this_cpu("local_irq_disable").irqs_on = False
+
+    def local_irq_enable(self) -> None:
+        self._this_cpu("local_irq_enable").irqs_on = True
+
+    def local_irq_save(self) -> _IrqSave:
+        """Disable local IRQs and remember the old state: ``with k.local_irq_save(): ...``
+        or ``flags = k.local_irq_save(); ...; k.local_irq_restore(flags)``."""
+        return _IrqSave(self._this_cpu("local_irq_save"))
+
+    def local_irq_restore(self, flags: _IrqSave) -> None:
+        if not isinstance(flags, _IrqSave):
+            raise TypeError(f"local_irq_restore({flags!r}): pass what local_irq_save() returned")
+        self._this_cpu("local_irq_restore").irqs_on = flags.was_on
+
+    def local_bh_disable(self) -> None:
+        self._this_cpu("local_bh_disable").preempt_count += SOFTIRQ_DISABLE_OFFSET
+
+    def local_bh_enable(self) -> None:
+        """Re-enable bottom halves; the outermost enable outside interrupt context runs
+        pending softirqs right here, in the caller (invariant 13)."""
+        c = self._this_cpu("local_bh_enable")
+        pc = c.preempt_count
+        if (pc & SOFTIRQ_MASK) < SOFTIRQ_DISABLE_OFFSET:
+            raise IrqflowError(
+                f"local_bh_enable() on CPU {c.nr} without a matching local_bh_disable() "
+                f"(preempt_count={pc:#x})"
+            )
+        if pc & HARDIRQ_MASK or not c.irqs_on:
+            self.log(c, "warn", "local_bh_enable() called in hardirq context or with IRQs off")
+        c.preempt_count -= SOFTIRQ_DISABLE_OFFSET - 1  # keep one preempt count while running
+        if c.softirq_pending and not cpumod.in_interrupt(c.preempt_count) and c.irqs_on:
+            self.engine.run_inline(c, do_softirq(cast("KernelCore", self), c))
+        c.preempt_count -= 1
+
+    def bh_disabled(self) -> _BhDisabled:
+        """``with k.bh_disabled():`` = local_bh_disable() ... local_bh_enable()."""
+        return _BhDisabled(self)
+
+    def might_sleep(self, what: str = "might_sleep()") -> None:
+        """Raise :class:`SleepInAtomicContext` if the caller may not sleep here."""
+        c = self.engine.current_cpu
+        if c is None:
+            return
+        if c.preempt_count or not c.irqs_on:
+            raise SleepInAtomicContext(self._atomic_message(c, what))
+
+    def kmalloc(self, size: int, gfp: int = GFP_KERNEL) -> bytearray:
+        """Allocate ``size`` bytes; ``GFP_KERNEL`` may sleep, so it is refused in atomic
+        context: use ``GFP_ATOMIC`` there."""
+        if not isinstance(size, int) or size < 0:
+            raise ValueError(f"kmalloc({size!r}): size must be a non-negative int")
+        if gfp & GFP_KERNEL:
+            self.might_sleep(f"kmalloc({size}, GFP_KERNEL)")
+        return bytearray(size)
+
+    def udelay(self, us: float) -> None:
+        """Busy-wait ``us`` microseconds: in sim, charge that CPU time to the running code."""
+        c = self.engine.current_cpu
+        if c is None:
+            c = self._this_cpu("udelay")
+        if us < 0:
+            raise ValueError(f"udelay({us}): a delay cannot be negative")
+        c.charge(int(us * 1000))
+
+    def ndelay(self, ns: int) -> None:
+        """Busy-wait ``ns`` nanoseconds (see :meth:`udelay`)."""
+        c = self.engine.current_cpu
+        if c is None:
+            c = self._this_cpu("ndelay")
+        if ns < 0:
+            raise ValueError(f"ndelay({ns}): a delay cannot be negative")
+        c.charge(int(ns))
+
+    in_irq = in_hardirq
