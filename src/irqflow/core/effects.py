@@ -72,6 +72,8 @@ class Busy:
 
     ns: int
     irqs_on: bool | None = None
+    #: accounting category ("softirq" ...); None: derived from the context when it runs
+    cat: str | None = None
 
 
 @dataclass(slots=True)

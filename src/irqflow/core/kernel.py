@@ -36,7 +36,7 @@ from irqflow.core.irq.desc import (
 from irqflow.core.irq.manage import IrqManageMixin
 from irqflow.core.sched import RUNNING, RunQueue, Task
 from irqflow.core.softirq import (
-    SoftirqAction,
+    SoftirqFlow,
     ksoftirqd_body,
     raise_softirq_irqoff,
     user_action,
@@ -90,12 +90,16 @@ class KernelCore(IrqManageMixin, ContextMixin):
         self.tracer = self.trace
         self.cpus: list[Cpu] = [Cpu(n) for n in range(cpus)]
         self._descs: dict[int, IrqDesc] = {}
-        self._softirq_vec: list[SoftirqAction | None] = [None] * NR_SOFTIRQS
-        self._softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
-        self._softirq_vec[TASKLET_SOFTIRQ] = tasklet_action
+        # softirq_vec[]: a vector's action is either a kernel flow or a driver's callable
+        self._softirq_flow: list[SoftirqFlow | None] = [None] * NR_SOFTIRQS
+        self._softirq_run: list[Run | None] = [None] * NR_SOFTIRQS
+        self._softirq_flow[HI_SOFTIRQ] = tasklet_hi_action
+        self._softirq_flow[TASKLET_SOFTIRQ] = tasklet_action
         self._softirq_pass = Busy(
-            max(self.config.softirq_pass_ns, self.config.min_loop_ns), irqs_on=True
+            max(self.config.softirq_pass_ns, self.config.min_loop_ns), True, cpumod.SOFTIRQ
         )
+        self._tick_ns = self.config.tick_period_ns
+        self._softirq_time_jiffies = self.config.max_softirq_time_jiffies
         self._log: list[LogRecord] = []
         self._oopses: list[Oops] = []
         self._bogus_reports = 0
@@ -134,7 +138,7 @@ class KernelCore(IrqManageMixin, ContextMixin):
     @property
     def jiffies(self) -> int:
         """Ticks since boot."""
-        return self.engine.now // self.config.tick_period_ns
+        return self.engine.now // self._tick_ns
 
     def msecs_to_jiffies(self, ms: int) -> int:
         return self.config.msecs_to_jiffies(ms)
@@ -162,7 +166,8 @@ class KernelCore(IrqManageMixin, ContextMixin):
             )
         if not callable(action):
             raise TypeError(f"open_softirq({SOFTIRQ_NAMES[nr]}): action {action!r} is not callable")
-        self._softirq_vec[nr] = user_action(action, nr)
+        self._softirq_run[nr] = user_action(action, nr)
+        self._softirq_flow[nr] = None
 
     def raise_softirq(self, nr: int | SoftIrq) -> None:
         """Mark vector ``nr`` pending on this CPU (from task context it wakes ksoftirqd)."""

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 Flow = Generator[Any, Any, None]
-#: a vector's action: a kernel flow (generator function of the kernel and the CPU) run in
-#: softirq context on the raising CPU, or a ``Run`` of the driver's plain callable
-SoftirqAction = Callable[["KernelCore", "Cpu"], Flow] | Run
+#: a vector's kernel action: a generator function of the kernel and the CPU, run in
+#: softirq context on the raising CPU (a driver's plain callable is a ``Run`` instead)
+SoftirqFlow = Callable[["KernelCore", "Cpu"], Flow]
 
 #: SOFTIRQ_NOW_MASK: vectors that the 4.9-6.4 deferral rule never defers
 SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
@@ -64,11 +64,13 @@ def wakeup_softirqd(k: KernelCore, c: Cpu, reason: str) -> None:
 
 def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
     """``__do_softirq``: entered and left with local IRQs off."""
-    cfg = k.config
-    end = k.jiffies + cfg.max_softirq_time_jiffies
-    restart = cfg.softirq_max_restart
+    engine = k.engine
+    tick_ns = k._tick_ns
+    end = engine.now // tick_ns + k._softirq_time_jiffies  # jiffies + MAX_SOFTIRQ_TIME
+    restart = k.config.softirq_max_restart
     pass_busy = k._softirq_pass  # Busy(pass cost, irqs_on=True)
-    vec = k._softirq_vec
+    runs = k._softirq_run
+    flows = k._softirq_flow
     counts = c.softirq_counts
     tracing = k.tracing
     pending = c.softirq_pending
@@ -82,13 +84,17 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
                 counts[nr] += 1  # once per vector per pass (invariant 18)
                 if tracing:
                     k.tracer.emit(c, "irq:softirq_entry", {"vec": nr})
-                action = vec[nr]
-                if isinstance(action, Run):
-                    yield action
-                elif action is None:
-                    k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
+                run = runs[nr]
+                if run is not None:
+                    yield run
                 else:
-                    yield from action(k, c)
+                    flow = flows[nr]
+                    if flow is None:
+                        k.log(
+                            c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open"
+                        )
+                    else:
+                        yield from flow(k, c)
                 if tracing:
                     k.tracer.emit(c, "irq:softirq_exit", {"vec": nr})
             pending >>= 1
@@ -102,7 +108,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
             break
         # invariant 12: restart only while time is left, nobody needs the CPU, and
         # passes remain (checked in that order, as the kernel does)
-        if k.jiffies < end:
+        if engine.now // tick_ns < end:
             if not c.need_resched:
                 restart -= 1
                 if restart:

@@ -365,14 +365,14 @@ class SimEngine:
                 if eff.irqs_on is not None:
                     c.irqs_on = eff.irqs_on
                 if eff.ns > 0:
-                    f.segs = [[eff.ns, c.category(), c.irqs_on]]
+                    f.segs = [[eff.ns, eff.cat or c.category(), c.irqs_on]]
                     f.final_on = c.irqs_on
             elif eff is IRQS_ON:
                 c.irqs_on = True
             elif eff is IRQS_OFF:
                 c.irqs_on = False
             elif eff is IDLE_EFFECT:
-                if c.need_resched or len(c.rq):
+                if c.need_resched or c.rq.fair or c.rq.rt:
                     self._schedule(c, st)
                     continue
                 c.halted = True

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 from irqflow.core.irq.desc import EDGE, MASKED, IrqDesc
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 
-def route(k: KernelCore, desc: IrqDesc) -> Cpu:
+def route(k: KernelBase, desc: IrqDesc) -> Cpu:
     cpus = k.cpus
     aff = desc.affinity
     if len(aff) == 1:
@@ -40,7 +40,7 @@ def route(k: KernelCore, desc: IrqDesc) -> Cpu:
     return cpus[n]
 
 
-def present(k: KernelCore, desc: IrqDesc) -> None:
+def present(k: KernelBase, desc: IrqDesc) -> None:
     """Signal the line to a CPU. The raise it carries is already counted in flight."""
     c = route(k, desc)
     irr = c.irr
@@ -51,7 +51,7 @@ def present(k: KernelCore, desc: IrqDesc) -> None:
     k.engine.deliver(c)
 
 
-def raise_edge(k: KernelCore, desc: IrqDesc) -> None:
+def raise_edge(k: KernelBase, desc: IrqDesc) -> None:
     desc.raised += 1
     desc.in_flight += 1
     if not desc.actions:
@@ -66,7 +66,7 @@ def raise_edge(k: KernelCore, desc: IrqDesc) -> None:
     present(k, desc)
 
 
-def level_check(k: KernelCore, desc: IrqDesc) -> None:
+def level_check(k: KernelBase, desc: IrqDesc) -> None:
     """Present a level line if it is asserted, unmasked and not already in service."""
     if desc.asserted and not desc.state & MASKED and not desc.in_service and desc.actions:
         desc.raised += 1
@@ -88,7 +88,7 @@ def ack(desc: IrqDesc) -> None:
     desc.in_service = False
 
 
-def unmask(k: KernelCore, desc: IrqDesc) -> None:
+def unmask(k: KernelBase, desc: IrqDesc) -> None:
     desc.state &= ~MASKED
     if desc.trigger is EDGE:
         if desc.latched:

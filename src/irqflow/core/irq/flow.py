@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD
+from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD, IrqReturn
 from irqflow.core.effects import FAILED
 from irqflow.core.irq import chip
 from irqflow.core.irq.desc import DISABLED, INPROGRESS, MASKED, PENDING, REPLAY, IrqDesc
@@ -120,10 +120,12 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
 
 
 def _check_return(k: KernelCore, c: Cpu, name: str, irq: int, res: Any) -> int:
+    if res.__class__ is IrqReturn:
+        return int(res._value_)  # plain int from here on (IntFlag operators are slow)
     if res is FAILED:
         return IRQ_NONE  # the oops is recorded; nobody handled this event
     if isinstance(res, int) and not isinstance(res, bool) and res >= 0:
-        return int(res)  # an IrqReturn: plain int from here on (IntFlag ops are slow)
+        return int(res)
     k.log(
         c,
         "warn",

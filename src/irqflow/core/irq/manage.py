@@ -5,7 +5,7 @@ resend, affinity, and the hardware side (``raise_irq``, ``set_irq_level``)
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from irqflow.core import cpu as cpumod
 from irqflow.core.base import KernelBase
@@ -75,12 +75,14 @@ class IrqManageMixin(KernelBase):
     # ------------------------------------------------------------------ hardware side
     def raise_irq(self, irq: int) -> None:
         """A device signals line ``irq``: one edge, or on a level line, asserts it."""
-        desc = self._desc(irq, "raise_irq")
+        desc = self._descs.get(irq) if irq.__class__ is int else None
+        if desc is None:
+            desc = self._desc(irq, "raise_irq")
         if desc.trigger is EDGE:
-            chip.raise_edge(cast("KernelCore", self), desc)
+            chip.raise_edge(self, desc)
         else:
             desc.asserted = True
-            chip.level_check(cast("KernelCore", self), desc)
+            chip.level_check(self, desc)
 
     def set_irq_level(self, irq: int, asserted: bool) -> None:
         """Drive a level-triggered line: the device holds it until its driver quiets it."""
@@ -92,7 +94,7 @@ class IrqManageMixin(KernelBase):
             )
         desc.asserted = bool(asserted)
         if asserted:
-            chip.level_check(cast("KernelCore", self), desc)
+            chip.level_check(self, desc)
 
     def irq_set_affinity(self, irq: int, cpus: Iterable[int]) -> None:
         """Set the CPUs allowed to take ``irq``."""
@@ -208,7 +210,7 @@ class IrqManageMixin(KernelBase):
             else:
                 desc.depth = 0
                 desc.state &= ~DISABLED
-                chip.unmask(cast("KernelCore", self), desc)
+                chip.unmask(self, desc)
         elif desc.state & SPURIOUS_DISABLED:
             # a new sharer may be the driver that cares: re-enable once (invariant 45)
             desc.state &= ~SPURIOUS_DISABLED
@@ -268,7 +270,7 @@ class IrqManageMixin(KernelBase):
             return
         desc.state &= ~DISABLED
         if desc.state & MASKED and desc.actions:
-            chip.unmask(cast("KernelCore", self), desc)
+            chip.unmask(self, desc)
         self._check_irq_resend(desc)
 
     def _check_irq_resend(self, desc: IrqDesc) -> None:
@@ -288,7 +290,7 @@ class IrqManageMixin(KernelBase):
         if not desc.actions:
             desc.settle_lost()
             return
-        chip.present(cast("KernelCore", self), desc)
+        chip.present(self, desc)
 
     def synchronize_irq(self, irq: int) -> None:
         """Wait until no handler of ``irq`` is running on any CPU (invariant 41)."""
