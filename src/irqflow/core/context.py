@@ -127,8 +127,12 @@ class ContextMixin(KernelBase):
         if pc & HARDIRQ_MASK or not c.irqs_on:
             self.log(c, "warn", "local_bh_enable() called in hardirq context or with IRQs off")
         c.preempt_count -= SOFTIRQ_DISABLE_OFFSET - 1  # keep one preempt count while running
-        if c.softirq_pending and not cpumod.in_interrupt(c.preempt_count) and c.irqs_on:
-            self.engine.run_inline(c, do_softirq(cast("KernelCore", self), c))
+        if not cpumod.in_interrupt(c.preempt_count):
+            # when the replay of this call's CPU time gets here, run what interrupts raised
+            # during the BH-disabled time (the inline run below handles what is pending now)
+            c.charges.append([0, cpumod.BH_ENABLE, c.irqs_on, c.preempt_count])
+            if c.softirq_pending:
+                self.engine.run_inline(c, do_softirq(cast("KernelCore", self), c))
         c.preempt_count -= 1
 
     def bh_disabled(self) -> _BhDisabled:

@@ -30,6 +30,11 @@ SOFTIRQ = "softirq"
 IDLE = "idle"
 CATEGORIES = (USER, SYSTEM, IRQ, SOFTIRQ, IDLE)
 
+#: A 0-ns segment whose category is this marks a ``local_bh_enable`` inside driver code:
+#: when the replay reaches it, softirqs raised meanwhile (by interrupts during the
+#: BH-disabled time) run there, as the kernel's local_bh_enable would run them.
+BH_ENABLE = "bh_enable"
+
 #: The local APIC timer (the tick) in a CPU's interrupt-request register. It is a
 #: system vector, not a genirq line: it shows as LOC in /proc/interrupts.
 LOCAL_TIMER_VECTOR = -1
@@ -117,7 +122,8 @@ class Cpu:
         self.irr: dict[int, None] = {}
         #: ns per accounting category
         self.times: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
-        #: CPU time charged by the driver code running now: [ns, category, irqs_on]
+        #: CPU time charged by the driver code running now, as segments
+        #: [ns, category, irqs_on, preempt_count]; a 0-ns segment is a marker (BH_ENABLE)
         self.charges: list[list[Any]] = []
         #: the driver code running now (a ``Run`` effect: its ``where`` names it)
         self.running: Any = None
@@ -158,10 +164,10 @@ class Cpu:
         charges = self.charges
         if charges:
             last = charges[-1]
-            if last[1] == cat and last[2] == on:
+            if last[1] == cat and last[2] == on and last[3] == pc:
                 last[0] += ns
                 return
-        charges.append([ns, cat, on])
+        charges.append([ns, cat, on, pc])
 
     def __repr__(self) -> str:
         comm = self.current.comm if self.current else None

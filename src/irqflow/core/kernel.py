@@ -226,7 +226,8 @@ class KernelCore(IrqManageMixin, ContextMixin):
         t.count -= 1
 
     def tasklet_kill(self, t: Tasklet) -> None:
-        """Wait until ``t`` is neither scheduled nor running (invariant 25)."""
+        """Wait until ``t`` is neither scheduled nor running, taking SCHED on the way so
+        that it cannot be scheduled again meanwhile (invariant 25)."""
         self._tasklet(t)
         c = self.engine.current_cpu
         if c is not None and cpumod.in_interrupt(c.preempt_count):
@@ -236,10 +237,14 @@ class KernelCore(IrqManageMixin, ContextMixin):
                 f"tasklet_kill({t.name}) would wait forever: the tasklet is scheduled but "
                 f"disabled (count={t.count}); call tasklet_enable first"
             )
-        self._wait(
-            lambda: not t.state & (TASKLET_STATE_SCHED | TASKLET_STATE_RUN),
-            f"tasklet_kill({t.name})",
-        )
+        if t.state & TASKLET_STATE_SCHED:
+            # the queued instance must run first; when it clears SCHED, we take it
+            t.kill_waiting = True
+            self._wait(lambda: not t.kill_waiting, f"tasklet_kill({t.name})")
+        else:
+            t.state |= TASKLET_STATE_SCHED
+        self._wait(lambda: not t.state & TASKLET_STATE_RUN, f"tasklet_kill({t.name})")
+        t.state &= ~TASKLET_STATE_SCHED
 
     # ------------------------------------------------------------------ threads
     def _spawn(

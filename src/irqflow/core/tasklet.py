@@ -43,7 +43,7 @@ class Tasklet:
     ``DECLARE_TASKLET_DISABLED`` (count 1: it needs one ``tasklet_enable``).
     """
 
-    __slots__ = ("count", "data", "func", "name", "runs", "schedules", "state")
+    __slots__ = ("count", "data", "func", "kill_waiting", "name", "runs", "schedules", "state")
 
     def __init__(
         self,
@@ -64,6 +64,8 @@ class Tasklet:
         #: times it ran / times tasklet_schedule queued it (coalesced schedules excluded)
         self.runs = 0
         self.schedules = 0
+        #: tasklet_kill is waiting to take SCHED from the queued instance
+        self.kill_waiting = False
 
     @property
     def scheduled(self) -> bool:
@@ -110,6 +112,11 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
             t.state &= ~TASKLET_STATE_RUN
             continue
         t.state &= ~TASKLET_STATE_SCHED  # invariant 22: before the callback
+        if t.kill_waiting:
+            # tasklet_kill spins on test_and_set(SCHED) and wins it now: schedules from
+            # the callback become no-ops and nothing is queued again
+            t.kill_waiting = False
+            t.state |= TASKLET_STATE_SCHED
         if tracing:
             k.tracer.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": _func_name(t.func)})
         yield Run(t.func, (t.data,), f"tasklet {t.name}", None, cost)

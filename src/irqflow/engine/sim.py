@@ -35,7 +35,9 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.cpu import (
+    BH_ENABLE,
     IDLE,
+    INTERRUPT_MASK,
     IRQ,
     LOCAL_TIMER_VECTOR,
     SOFTIRQ,
@@ -56,12 +58,14 @@ from irqflow.core.effects import IDLE as IDLE_EFFECT
 from irqflow.core.entry import do_irq, do_local_timer, do_reschedule_ipi
 from irqflow.core.errors import InternalError, IrqflowError
 from irqflow.core.sched import RUNNING, SLEEPING, Task
+from irqflow.core.softirq import do_softirq
 
 if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 Flow = Generator[Any, Any, Any]
 RESCHEDULE_VECTOR = -2
+TASK, IRQ_FRAME, NESTED = 0, 1, 2
 INF = float("inf")
 #: how far ahead of now a blocking call from outside the machine may push virtual time
 WAIT_LIMIT_NS = 60 * 1_000_000_000
@@ -70,16 +74,21 @@ WAIT_LIMIT_NS = 60 * 1_000_000_000
 class Frame:
     """One activation on a CPU's stack: a generator plus the busy time it still owes."""
 
-    __slots__ = ("final_on", "gen", "is_irq", "saved_on", "segs", "value")
+    __slots__ = ("final_on", "final_pc", "gen", "kind", "saved_on", "segs", "value")
 
-    def __init__(self, gen: Flow, *, is_irq: bool = False) -> None:
+    def __init__(self, gen: Flow, kind: int = 0) -> None:
         #: None once an interrupt frame's flow has returned and it pays its exit cost
         self.gen: Flow | None = gen
         self.segs: list[list[Any]] = []
         self.value: Any = None
+        #: the IRQ flag and preempt_count once the owed segments are replayed
         self.final_on = True
+        self.final_pc = 0
         self.saved_on = True
-        self.is_irq = is_irq
+        #: TASK (a task's body), IRQ (an interrupt: entry/exit cost, iret on pop) or
+        #: NESTED (a kernel flow run on top of the current frame, e.g. softirqs at
+        #: local_bh_enable)
+        self.kind = kind
 
 
 class SimCpu:
@@ -264,6 +273,7 @@ class SimEngine:
         self._account(c, seg[1], seg[0])
         if not f.segs:
             c.irqs_on = f.final_on
+            c.preempt_count = f.final_pc
         self._run_cpu(c)
 
     # ------------------------------------------------------------------ accounting
@@ -311,10 +321,14 @@ class SimEngine:
             if segs:
                 seg = segs[0]
                 on = seg[2]
+                c.preempt_count = seg[3]
                 if on is not c.irqs_on:
                     c.irqs_on = on
                     if on and c.irr:
                         continue
+                if not seg[0]:
+                    self._marker(c, st, f, seg)
+                    continue
                 end = self.now + seg[0]
                 if end <= self._until and (not heap or end < heap[0][0]):
                     # nothing can happen before this segment ends: jump to its end
@@ -327,6 +341,7 @@ class SimEngine:
                     del segs[0]
                     if not segs:
                         c.irqs_on = f.final_on
+                        c.preempt_count = f.final_pc
                     continue
                 st.token += 1
                 st.seg_start = self.now
@@ -341,11 +356,12 @@ class SimEngine:
             try:
                 eff = gen.send(f.value)
             except StopIteration as stop:
-                if f.is_irq and self._exit_ns:
+                if f.kind == IRQ_FRAME and self._exit_ns:
                     # register restore and iret: the exit cost, then the pop
                     f.gen = None
-                    f.segs = [[self._exit_ns, IRQ, False]]
+                    f.segs = [[self._exit_ns, IRQ, False, c.preempt_count]]
                     f.final_on = False
+                    f.final_pc = c.preempt_count
                     continue
                 self._pop(c, st, f, stop.value)
                 continue
@@ -359,14 +375,18 @@ class SimEngine:
                 f.value = k._call_user(c, eff)
                 if charges:
                     f.final_on = c.irqs_on
+                    f.final_pc = c.preempt_count
                     c.irqs_on = charges[0][2]
+                    c.preempt_count = charges[0][3]
                     f.segs = charges
             elif tp is Busy:
                 if eff.irqs_on is not None:
                     c.irqs_on = eff.irqs_on
                 if eff.ns > 0:
-                    f.segs = [[eff.ns, eff.cat or c.category(), c.irqs_on]]
+                    pc = c.preempt_count
+                    f.segs = [[eff.ns, eff.cat or c.category(), c.irqs_on, pc]]
                     f.final_on = c.irqs_on
+                    f.final_pc = pc
             elif eff is IRQS_ON:
                 c.irqs_on = True
             elif eff is IRQS_OFF:
@@ -390,6 +410,19 @@ class SimEngine:
             else:
                 raise InternalError(f"a kernel flow yielded {eff!r}, which is not an effect")
 
+    def _marker(self, c: Cpu, st: SimCpu, f: Frame, seg: list[Any]) -> None:
+        """A 0-ns segment: a ``local_bh_enable`` inside replayed driver code."""
+        del f.segs[0]
+        if not f.segs:
+            c.irqs_on = f.final_on
+            c.preempt_count = f.final_pc
+        if seg[1] == BH_ENABLE and c.softirq_pending and not seg[3] & INTERRUPT_MASK:
+            nested = Frame(do_softirq(self.k, c), NESTED)
+            nested.final_on = c.irqs_on  # what the frame below continues with
+            nested.final_pc = c.preempt_count
+            c.preempt_count = seg[3]  # local_bh_enable still holds one preempt count
+            st.stack.append(nested)
+
     def _take_irq(self, c: Cpu, st: SimCpu) -> None:
         irr = c.irr
         vector = next(iter(irr))
@@ -401,18 +434,24 @@ class SimEngine:
             gen = do_local_timer(k, c)
         else:
             gen = do_reschedule_ipi(k, c)
-        f = Frame(gen, is_irq=True)
+        f = Frame(gen, IRQ_FRAME)
         f.saved_on = c.irqs_on
         f.final_on = False
+        f.final_pc = c.preempt_count
         if self._entry_ns:
             # vector stub and register save: the CPU's cost of taking the interrupt
-            f.segs = [[self._entry_ns, IRQ, False]]
+            f.segs = [[self._entry_ns, IRQ, False, c.preempt_count]]
         c.irqs_on = False  # the interrupt gate clears IF
         st.stack.append(f)
 
     def _pop(self, c: Cpu, st: SimCpu, f: Frame, value: Any) -> None:
         stack = st.stack
-        if f.is_irq:
+        if f.kind == NESTED:
+            stack.pop()
+            c.irqs_on = f.final_on
+            c.preempt_count = f.final_pc
+            return
+        if f.kind == IRQ_FRAME:
             stack.pop()
             c.irqs_on = f.saved_on  # iret restores the interrupted context's flag
             if len(stack) == 1 and c.need_resched and c.preempt_count == 0 and c.irqs_on:
@@ -478,7 +517,8 @@ class SimEngine:
         if cost:
             if not frame.segs:
                 frame.final_on = c.irqs_on
-            frame.segs.insert(0, [cost, SYSTEM, c.irqs_on])
+                frame.final_pc = c.preempt_count
+            frame.segs.insert(0, [cost, SYSTEM, c.irqs_on, c.preempt_count])
 
     # ------------------------------------------------------------------ inline flows
     def run_inline(self, c: Cpu, flow: Flow) -> None:

@@ -2,9 +2,13 @@
 
 Hardware line model (kernel-semantics.md, appendix A):
 
-* **Edge** pins: ``raise_irq`` is one event.  While the pin is masked the controller
-  latches one event; a second one while latched merges into it.  Unmasking presents the
-  latched event.  A line with no action is shut down: its events are lost.
+* **Edge** pins: ``raise_irq`` is one event.  While the pin is masked because the flow
+  handler recorded PENDING (the line is busy on another CPU, or lazily disabled), further
+  events merge into the replay that PENDING already owes: an x86 IO-APIC edge pin drops
+  masked events, and this is what makes N arrivals during one run cost exactly one
+  extra pass (invariant 32).  Masked for any other reason, the pin latches one event (an
+  MSI pending bit) and presents it on unmask; a second one merges into it.  A line with
+  no action is shut down: its events are lost.
 * **Level** pins: the device holds the line asserted until its driver quiets it
   (``set_irq_level(irq, False)``).  The controller presents an asserted, unmasked line
   once and not again until the flow handler acks it (the IO-APIC's remote IRR), and again
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from irqflow.core.irq.desc import EDGE, MASKED, IrqDesc
+from irqflow.core.irq.desc import EDGE, MASKED, PENDING, IrqDesc
 
 if TYPE_CHECKING:
     from irqflow.core.base import KernelBase
@@ -58,8 +62,8 @@ def raise_edge(k: KernelBase, desc: IrqDesc) -> None:
         desc.settle_lost()  # shut down: nobody will ever look
         return
     if desc.state & MASKED:
-        if desc.latched:
-            desc.settle_coalesced()
+        if desc.latched or desc.state & PENDING:
+            desc.settle_coalesced()  # the owed replay (or the latched event) covers it
         else:
             desc.latched = True
         return
