@@ -45,7 +45,7 @@ def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -
     ``__do_softirq`` loop or ``local_bh_enable``.
     """
     if k.tracing:
-        k.tracer.emit(c, "irq:softirq_raise", {"vec": nr})
+        k.tracer.emit(c, "irq:softirq_raise", {"vec": int(nr)})
     c.softirq_pending |= 1 << nr
     c.softirq_raises[nr] += 1
     if wake and not c.preempt_count & INTERRUPT_MASK:

@@ -124,7 +124,8 @@ class Snapshot:
     processes: int
     procs_running: int
     procs_blocked: int
-    #: per-CPU counts of __do_softirq runs that handed over to ksoftirqd
+    #: per-CPU ksoftirqd wakeups: a __do_softirq that handed its leftovers over, or a
+    #: softirq raised from task context
     ksoftirqd_wakeups: tuple[int, ...]
     oopses: tuple[Oops, ...] = field(default_factory=tuple)
     log: tuple[LogRecord, ...] = field(default_factory=tuple)
