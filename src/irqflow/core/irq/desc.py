@@ -169,12 +169,25 @@ class IrqDesc:
         self.in_flight -= 1
 
     def set_pending(self) -> None:
-        """An arrival that cannot run now: it rides on PENDING (or merges into it)."""
-        if self.carrier:
+        """An arrival that cannot run now: it rides on PENDING (or merges into it).
+
+        On a line with no action nobody is owed anything: the arrival is lost, though the
+        PENDING bit stays, as in the kernel, and a later first ``request_irq`` replays it
+        (as a new, kernel-made raise)."""
+        if not self.actions:
+            self.settle_lost()
+        elif self.carrier:
             self.settle_coalesced()
         else:
             self.carrier = True
         self.state |= PENDING
+
+    def orphan_pending(self) -> None:
+        """The last action went away: what PENDING carried can no longer be handled
+        (the bit itself stays for a later startup's resend)."""
+        if self.carrier:
+            self.carrier = False
+            self.settle_lost()
 
     def consume_pending(self) -> None:
         """A replay pass of the edge loop handles what PENDING carried."""

@@ -60,7 +60,8 @@ class IrqManageMixin(KernelBase):
         if not isinstance(irq, int) or isinstance(irq, bool):
             raise TypeError(f"{what}({irq!r}): the IRQ number must be an int")
         if not 0 <= irq < self.config.nr_irqs:
-            raise IrqflowError(
+            raise RequestError(
+                "EINVAL",
                 f"{what}({irq}): IRQ {irq} does not exist; this machine has IRQs "
                 f"0..{self.config.nr_irqs - 1} (KernelConfig.nr_irqs)"
             )
@@ -145,6 +146,13 @@ class IrqManageMixin(KernelBase):
     ) -> None:
         desc = self._desc(irq, "request_irq")
         what = f"request_irq({irq}, name={name!r})"
+        if flags & IRQF_SHARED and flags & IRQF_NO_AUTOEN:
+            raise RequestError(
+                "EINVAL",
+                f"{what}: IRQF_SHARED with IRQF_NO_AUTOEN: a shared line is enabled by its "
+                "first user, so other sharers cannot keep it off; drop IRQF_NO_AUTOEN and "
+                "use disable_irq",
+            )
         if flags & IRQF_SHARED and dev_id is None:
             raise RequestError(
                 "EINVAL",
@@ -202,15 +210,16 @@ class IrqManageMixin(KernelBase):
                 desc.trigger = EDGE
             desc.handle_irq = self._flow_for(desc)
             desc.state &= ~(SPURIOUS_DISABLED | REPLAY)
-            desc.drop_pending(lost=True)
             desc.requested = True
             if flags & IRQF_NO_AUTOEN:
                 desc.depth = 1
                 desc.state |= DISABLED
             else:
+                # irq_startup(desc, IRQ_RESEND): enable, and replay an edge left pending
                 desc.depth = 0
                 desc.state &= ~DISABLED
                 chip.unmask(self, desc)
+                self._check_irq_resend(desc)
         elif desc.state & SPURIOUS_DISABLED:
             # a new sharer may be the driver that cares: re-enable once (invariant 45)
             desc.state &= ~SPURIOUS_DISABLED
@@ -238,7 +247,7 @@ class IrqManageMixin(KernelBase):
         if not desc.actions:
             desc.depth = 1
             desc.state |= DISABLED
-            desc.drop_pending(lost=True)
+            desc.orphan_pending()
             chip.shutdown(desc)
         if c is None:
             self._wait(lambda: not desc.state & INPROGRESS, f"free_irq({irq})")

@@ -44,7 +44,9 @@ def note_interrupt(k: KernelCore, c: Cpu, desc: IrqDesc, ret: int) -> None:
         k.log(c, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)')
         k.log(c, "err", "handlers:")
         for action in desc.actions:
-            k.log(c, "err", f"[<{action.handler!r}>] {action.name}")
+            fn = action.handler
+            symbol = getattr(fn, "__qualname__", None) or type(fn).__name__
+            k.log(c, "err", f"[<{symbol}>] {action.name}")
         k.log(c, "emerg", f"Disabling IRQ #{desc.irq}")
         desc.state |= SPURIOUS_DISABLED | DISABLED
         desc.depth += 1
