@@ -843,10 +843,6 @@ def test_nobody_cared_needs_more_than_99900_unhandled(handled: int, disabled: bo
     assert any("Disabling IRQ" in r.text for r in k.statistics().log) is disabled
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: spurious-disabled lines are never polled (no poll_spurious_irqs every HZ/10)",
-)
 def test_spurious_disabled_shared_line_is_polled_every_hz_over_10() -> None:
     """Invariant 44 / section 7.3: a spurious-disabled (shared) line is polled every HZ/10
     by poll_spurious_irqs, which runs its handlers while the line stays disabled."""

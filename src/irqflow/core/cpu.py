@@ -100,6 +100,7 @@ class Cpu:
         "softirq_raises",
         "tasklet_hi_vec",
         "tasklet_vec",
+        "timers",
         "times",
     )
 
@@ -132,6 +133,8 @@ class Cpu:
         self.ksoftirqd: Task = None  # type: ignore[assignment]
         self.rq: RunQueue = None  # type: ignore[assignment]
         self.arch_counts: dict[str, int] = {"LOC": 0}
+        #: kernel timers of this CPU: heap of (expires jiffies, seq, flow)
+        self.timers: list[tuple[int, int, Any]] = []
         self.ksoftirqd_wakeups = 0
         #: context switches on this CPU (/proc/stat ctxt)
         self.nr_switches = 0

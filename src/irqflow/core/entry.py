@@ -18,6 +18,7 @@ from irqflow.core.constants import HARDIRQ_OFFSET
 from irqflow.core.cpu import INTERRUPT_MASK, context_name
 from irqflow.core.effects import Busy
 from irqflow.core.softirq import handle_softirqs, invoke_softirq
+from irqflow.core.timer import run_local_timers
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
@@ -66,6 +67,7 @@ def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
     cost = k.config.tick_ns
     if cost:
         yield Busy(cost)
+    run_local_timers(k, c)  # update_process_times: timers first, then the scheduler
     k._scheduler_tick(c)
     if k.tracing:
         k.tracer.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})

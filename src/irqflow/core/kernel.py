@@ -21,6 +21,7 @@ from irqflow.core.constants import (
     NR_SOFTIRQS,
     SOFTIRQ_NAMES,
     TASKLET_SOFTIRQ,
+    TIMER_SOFTIRQ,
     SoftIrq,
 )
 from irqflow.core.context import ContextMixin
@@ -49,6 +50,7 @@ from irqflow.core.tasklet import (
     tasklet_hi_action,
     tasklet_schedule_on,
 )
+from irqflow.core.timer import run_timer_softirq
 from irqflow.stats.snapshot import CpuTimes, IrqStats, LogRecord, Oops, Snapshot
 from irqflow.trace.tracer import Tracer
 
@@ -95,6 +97,9 @@ class KernelCore(IrqManageMixin, ContextMixin):
         self._softirq_run: list[Run | None] = [None] * NR_SOFTIRQS
         self._softirq_flow[HI_SOFTIRQ] = tasklet_hi_action
         self._softirq_flow[TASKLET_SOFTIRQ] = tasklet_action
+        self._softirq_flow[TIMER_SOFTIRQ] = run_timer_softirq
+        self._timer_seq = 0
+        self._spurious_poll_armed = False
         self._softirq_pass = Busy(
             max(self.config.softirq_pass_ns, self.config.min_loop_ns), True, cpumod.SOFTIRQ
         )
@@ -157,7 +162,8 @@ class KernelCore(IrqManageMixin, ContextMixin):
 
     # ------------------------------------------------------------------ softirqs
     def open_softirq(self, nr: int | SoftIrq, action: Callable[[], Any]) -> None:
-        """Install ``action()`` as the handler of vector ``nr``."""
+        """Install ``action()`` as the handler of vector ``nr``.  On TIMER_SOFTIRQ, which
+        irqflow uses for its own timers, the driver's action runs after the timers."""
         nr = self._vec(nr, "open_softirq")
         if nr in (HI_SOFTIRQ, TASKLET_SOFTIRQ):
             raise IrqflowError(
@@ -167,7 +173,6 @@ class KernelCore(IrqManageMixin, ContextMixin):
         if not callable(action):
             raise TypeError(f"open_softirq({SOFTIRQ_NAMES[nr]}): action {action!r} is not callable")
         self._softirq_run[nr] = user_action(action, nr)
-        self._softirq_flow[nr] = None
 
     def raise_softirq(self, nr: int | SoftIrq) -> None:
         """Mark vector ``nr`` pending on this CPU (from task context it wakes ksoftirqd)."""

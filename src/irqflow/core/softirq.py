@@ -84,17 +84,15 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
                 counts[nr] += 1  # once per vector per pass (invariant 18)
                 if tracing:
                     k.tracer.emit(c, "irq:softirq_entry", {"vec": nr})
+                # a vector runs the kernel's own action, then a driver's (open_softirq)
+                flow = flows[nr]
+                if flow is not None:
+                    yield from flow(k, c)
                 run = runs[nr]
                 if run is not None:
                     yield run
-                else:
-                    flow = flows[nr]
-                    if flow is None:
-                        k.log(
-                            c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open"
-                        )
-                    else:
-                        yield from flow(k, c)
+                elif flow is None:
+                    k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
                 if tracing:
                     k.tracer.emit(c, "irq:softirq_exit", {"vec": nr})
             pending >>= 1

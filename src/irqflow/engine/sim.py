@@ -250,13 +250,18 @@ class SimEngine:
     def _leave_idle(self, c: Cpu, st: SimCpu) -> None:
         c.halted = False
         c.times[IDLE] += self.now - st.idle_since
+        self.ensure_tick(c)
+
+    def ensure_tick(self, c: Cpu) -> None:
+        """Keep ``c``'s tick running (a timer was armed on it)."""
+        st: SimCpu = c.engine_state
         if not st.tick_armed:
             st.tick_armed = True
             self._push((self.now // self._period + 1) * self._period, self._tick, c, None)
 
     def _tick(self, c: Cpu, _: Any) -> None:
         st: SimCpu = c.engine_state
-        if c.halted:
+        if c.halted and not c.timers:
             st.tick_armed = False  # NO_HZ idle: the tick stops on an idle CPU
             return
         self._push(self.now + self._period, self._tick, c, None)

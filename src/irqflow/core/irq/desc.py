@@ -25,6 +25,7 @@ PENDING = 1 << 3  # IRQS_PENDING: an event arrived that still has to be handled
 REPLAY = 1 << 4  # IRQS_REPLAY: a resend is in flight; blocks a second one
 SPURIOUS_DISABLED = 1 << 5  # IRQS_SPURIOUS_DISABLED: disabled by "nobody cared"
 ONESHOT = 1 << 6  # IRQS_ONESHOT: keep masked until the threads finish
+POLL_INPROGRESS = 1 << 7  # IRQS_POLL_INPROGRESS: the spurious poller runs the chain
 
 _STATE_NAMES = (
     (DISABLED, "DISABLED"),
@@ -34,6 +35,7 @@ _STATE_NAMES = (
     (REPLAY, "REPLAY"),
     (SPURIOUS_DISABLED, "SPURIOUS_DISABLED"),
     (ONESHOT, "ONESHOT"),
+    (POLL_INPROGRESS, "POLL_INPROGRESS"),
 )
 
 EDGE = "edge"

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD, IrqReturn
 from irqflow.core.effects import FAILED
 from irqflow.core.irq import chip
-from irqflow.core.irq.desc import DISABLED, INPROGRESS, MASKED, PENDING, REPLAY, IrqDesc
+from irqflow.core.irq.desc import (
+    DISABLED,
+    INPROGRESS,
+    MASKED,
+    PENDING,
+    POLL_INPROGRESS,
+    REPLAY,
+    IrqDesc,
+)
 from irqflow.core.irq.spurious import note_interrupt
 
 if TYPE_CHECKING:
@@ -113,7 +121,11 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
             k._irq_wake_thread(c, desc, action)
         ret |= res
     # note_interrupt returns at once for a handled event on a line with no unhandled ones
-    if (ret != 1 or desc.irqs_unhandled) and not k.config.noirqdebug:
+    if (
+        (ret != 1 or desc.irqs_unhandled)
+        and not k.config.noirqdebug
+        and not desc.state & POLL_INPROGRESS
+    ):
         note_interrupt(k, c, desc, ret)
     desc.state &= ~INPROGRESS
     desc.inprogress_cpu = None

@@ -63,7 +63,7 @@ class IrqManageMixin(KernelBase):
             raise RequestError(
                 "EINVAL",
                 f"{what}({irq}): IRQ {irq} does not exist; this machine has IRQs "
-                f"0..{self.config.nr_irqs - 1} (KernelConfig.nr_irqs)"
+                f"0..{self.config.nr_irqs - 1} (KernelConfig.nr_irqs)",
             )
         desc = self._descs.get(irq)
         if desc is None:

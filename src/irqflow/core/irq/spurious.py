@@ -6,14 +6,26 @@ A line whose handlers keep answering ``IRQ_NONE`` is "nobody cared": after a win
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
-from irqflow.core.constants import SPURIOUS_UNHANDLED_LIMIT, SPURIOUS_WINDOW
-from irqflow.core.irq.desc import DISABLED, SPURIOUS_DISABLED, IrqDesc
+from irqflow.core.constants import IRQF_SHARED, SPURIOUS_UNHANDLED_LIMIT, SPURIOUS_WINDOW
+from irqflow.core.effects import IRQS_ON
+from irqflow.core.irq.desc import (
+    DISABLED,
+    INPROGRESS,
+    PENDING,
+    POLL_INPROGRESS,
+    SPURIOUS_DISABLED,
+    IrqDesc,
+)
+from irqflow.core.timer import add_kernel_timer
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
+
+Flow = Generator[Any, Any, None]
 
 #: note_interrupt reports at most this many bogus return values system-wide
 MAX_BOGUS_REPORTS = 100
@@ -50,4 +62,42 @@ def note_interrupt(k: KernelCore, c: Cpu, desc: IrqDesc, ret: int) -> None:
         k.log(c, "emerg", f"Disabling IRQ #{desc.irq}")
         desc.state |= SPURIOUS_DISABLED | DISABLED
         desc.depth += 1
+        if not k._spurious_poll_armed:
+            k._spurious_poll_armed = True
+            add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)
     desc.irqs_unhandled = 0
+
+
+def try_one_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+    """Run a disabled shared line's actions once, on the poller's behalf (``force``)."""
+    from irqflow.core.irq.flow import handle_irq_event  # flow.py imports this module
+
+    if not desc.actions or not desc.actions[0].flags & IRQF_SHARED:
+        return  # only shared lines are polled: another device on the line may care
+    if desc.state & INPROGRESS:
+        desc.state |= PENDING  # the CPU running it will look again
+        return
+    desc.state |= POLL_INPROGRESS
+    while True:
+        yield from handle_irq_event(k, c, desc)
+        if not desc.state & PENDING or not desc.actions:
+            break
+    desc.state &= ~POLL_INPROGRESS
+
+
+def poll_spurious_irqs(k: KernelCore, c: Cpu) -> Flow:
+    """``poll_spurious_irqs``: every HZ/10, run the actions of lines that "nobody cared"
+    disabled, so a device sharing the line still gets served (kernel/irq/spurious.c)."""
+    k._spurious_poll_armed = False
+    polled = False
+    for irq in sorted(k._descs):
+        desc = k._descs[irq]
+        if not desc.state & SPURIOUS_DISABLED:
+            continue
+        polled = True
+        c.irqs_on = False  # local_irq_disable()
+        yield from try_one_irq(k, c, desc)
+        yield IRQS_ON
+    if polled:
+        k._spurious_poll_armed = True
+        add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)
