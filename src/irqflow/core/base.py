@@ -51,7 +51,7 @@ class KernelBase:
     config: KernelConfig
     cpus: list[Cpu]
     tracing: bool
-    tracer: Tracer
+    trace: Tracer
     _descs: dict[int, IrqDesc]
     _log: list[LogRecord]
     _oopses: list[Oops]

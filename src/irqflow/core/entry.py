@@ -32,7 +32,7 @@ def irq_enter(k: KernelCore, c: Cpu, irq: int) -> None:
         interrupted = context_name(c.preempt_count)
         if interrupted == "task" and c.current is c.idle_task:
             interrupted = "idle"
-        k.tracer.emit(c, "irqflow:irq_entry", {"irq": irq, "interrupted": interrupted})
+        k.trace.emit(c, "irqflow:irq_entry", {"irq": irq, "interrupted": interrupted})
     c.preempt_count += HARDIRQ_OFFSET
 
 
@@ -55,7 +55,7 @@ def do_irq(k: KernelCore, c: Cpu, irq: int) -> Flow:
     if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
         yield from handle_softirqs(k, c)
     if k.tracing:
-        k.tracer.emit(c, "irqflow:irq_restore", {"irq": irq})
+        k.trace.emit(c, "irqflow:irq_restore", {"irq": irq})
 
 
 def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
@@ -63,14 +63,14 @@ def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
     c.preempt_count += HARDIRQ_OFFSET
     c.arch_counts["LOC"] += 1
     if k.tracing:
-        k.tracer.emit(c, "irq_vectors:local_timer_entry", {"vector": 236})
+        k.trace.emit(c, "irq_vectors:local_timer_entry", {"vector": 236})
     cost = k.config.tick_ns
     if cost:
         yield Busy(cost)
     run_local_timers(k, c)  # update_process_times: timers first, then the scheduler
     k._scheduler_tick(c)
     if k.tracing:
-        k.tracer.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
+        k.trace.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
     if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
         yield from handle_softirqs(k, c)
 

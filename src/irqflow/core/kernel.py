@@ -89,7 +89,6 @@ class KernelCore(IrqManageMixin, ContextMixin):
         self.seed = seed
         self.tracing = False
         self.trace = Tracer(self)
-        self.tracer = self.trace
         self.cpus: list[Cpu] = [Cpu(n) for n in range(cpus)]
         self._descs: dict[int, IrqDesc] = {}
         # softirq_vec[]: a vector's action is either a kernel flow or a driver's callable
@@ -368,7 +367,7 @@ class KernelCore(IrqManageMixin, ContextMixin):
     def _after_wake(self, c: Cpu, t: Task) -> None:
         if self.tracing:
             here = self.engine.current_cpu or c
-            self.tracer.emit(
+            self.trace.emit(
                 here,
                 "sched:sched_wakeup",
                 {"comm": t.comm, "pid": t.pid, "prio": t.prio, "target_cpu": c.nr},

@@ -45,7 +45,7 @@ def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -
     ``__do_softirq`` loop or ``local_bh_enable``.
     """
     if k.tracing:
-        k.tracer.emit(c, "irq:softirq_raise", {"vec": int(nr)})
+        k.trace.emit(c, "irq:softirq_raise", {"vec": int(nr)})
     c.softirq_pending |= 1 << nr
     c.softirq_raises[nr] += 1
     if wake and not c.preempt_count & INTERRUPT_MASK:
@@ -58,7 +58,7 @@ def wakeup_softirqd(k: KernelCore, c: Cpu, reason: str) -> None:
         return  # wake_up_process on a runnable task is a no-op
     c.ksoftirqd_wakeups += 1
     if k.tracing:
-        k.tracer.emit(c, "irqflow:ksoftirqd_wakeup", {"reason": reason})
+        k.trace.emit(c, "irqflow:ksoftirqd_wakeup", {"reason": reason})
     k._wake_up_process(t)
 
 
@@ -83,7 +83,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
             if pending & 1:
                 counts[nr] += 1  # once per vector per pass (invariant 18)
                 if tracing:
-                    k.tracer.emit(c, "irq:softirq_entry", {"vec": nr})
+                    k.trace.emit(c, "irq:softirq_entry", {"vec": nr})
                 # a vector runs the kernel's own action, then a driver's (open_softirq)
                 flow = flows[nr]
                 if flow is not None:
@@ -94,7 +94,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
                 elif flow is None:
                     k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
                 if tracing:
-                    k.tracer.emit(c, "irq:softirq_exit", {"vec": nr})
+                    k.trace.emit(c, "irq:softirq_exit", {"vec": nr})
             pending >>= 1
             nr += 1
         # local_irq_disable(): no effect needed, the engine took any pending interrupt at

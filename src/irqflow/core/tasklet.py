@@ -118,11 +118,11 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
             t.kill_waiting = False
             t.state |= TASKLET_STATE_SCHED
         if tracing:
-            k.tracer.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": _func_name(t.func)})
+            k.trace.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": _func_name(t.func)})
         yield Run(t.func, (t.data,), f"tasklet {t.name}", None, cost)
         t.runs += 1
         if tracing:
-            k.tracer.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": _func_name(t.func)})
+            k.trace.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": _func_name(t.func)})
         t.state &= ~TASKLET_STATE_RUN
 
 

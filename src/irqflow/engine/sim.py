@@ -496,7 +496,7 @@ class SimEngine:
                 state = "R+"
             else:
                 state = "X" if prev.state == "X" else "S"
-            k.tracer.emit(
+            k.trace.emit(
                 c,
                 "sched:sched_switch",
                 {

@@ -43,7 +43,7 @@ def _defer(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
     desc.set_pending()
     chip.mask_ack(desc)
     if k.tracing:
-        k.tracer.emit(
+        k.trace.emit(
             c,
             "irqflow:irq_pending",
             {
@@ -70,7 +70,7 @@ def handle_edge_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
         if desc.state & PENDING and desc.state & MASKED and not desc.state & DISABLED:
             chip.unmask(k, desc)  # a second edge masked it; let further edges in
         if replay and k.tracing:
-            k.tracer.emit(c, "irqflow:irq_replay", {"irq": desc.irq})
+            k.trace.emit(c, "irqflow:irq_replay", {"irq": desc.irq})
         yield from handle_irq_event(k, c, desc)
         if not desc.state & PENDING or desc.state & DISABLED:
             return
@@ -83,7 +83,7 @@ def handle_level_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
         # left masked, no PENDING: the other CPU unmasks and the line fires again
         desc.settle_coalesced()
         if k.tracing:
-            k.tracer.emit(
+            k.trace.emit(
                 c, "irqflow:irq_pending", {"irq": desc.irq, "inprogress_cpu": desc.inprogress_cpu}
             )
         return
@@ -108,7 +108,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
     ret = 0
     for action in tuple(desc.actions):
         if k.tracing:
-            k.tracer.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
+            k.trace.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
         res = yield action.run
         if res.__class__ is not int:
             res = _check_return(k, c, action.name, irq, res)
@@ -116,7 +116,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
             k.log(c, "warn", f"irq {irq} handler {action.name} enabled interrupts")
             c.irqs_on = False  # invariant 5: re-disabled
         if k.tracing:
-            k.tracer.emit(c, "irq:irq_handler_exit", {"irq": irq, "ret": res})
+            k.trace.emit(c, "irq:irq_handler_exit", {"irq": irq, "ret": res})
         if res & IRQ_WAKE:
             k._irq_wake_thread(c, desc, action)
         ret |= res
