@@ -9,8 +9,7 @@ outside the machine: the sim engine advances virtual time until they are done.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from irqflow.core import cpu as cpumod
@@ -26,7 +25,7 @@ from irqflow.core.constants import (
 )
 from irqflow.core.context import ContextMixin
 from irqflow.core.cpu import Cpu
-from irqflow.core.effects import COND_RESCHED, FAILED, Busy, Run, Sleep
+from irqflow.core.effects import COND_RESCHED, Busy, Run, Sleep
 from irqflow.core.errors import (
     IrqflowError,
 )
@@ -35,6 +34,7 @@ from irqflow.core.irq.desc import (
     IrqDesc,
 )
 from irqflow.core.irq.manage import IrqManageMixin
+from irqflow.core.kthread import run_in_task
 from irqflow.core.sched import RUNNING, RunQueue, Task
 from irqflow.core.softirq import (
     SoftirqFlow,
@@ -293,44 +293,11 @@ class KernelCore(IrqManageMixin, ContextMixin):
             raise IrqflowError(
                 f"kthread_run({name!r}, cpu={cpu!r}): CPUs are 0..{len(self.cpus) - 1}"
             )
-        if inspect.iscoroutinefunction(fn):
-            body = self._async_body(fn, name)
-        else:
-            run = Run(fn, (self,), name)
 
-            def body() -> Flow:
-                yield run
+        def body() -> Generator[Any, Any, Any]:
+            return (yield from run_in_task(self, fn, (self,), name))
 
         return self._spawn(name, cpu, body, policy=policy, prio=prio, nice=nice, acct=cpumod.USER)
-
-    def _async_body(self, fn: Callable[[Any], Awaitable[Any]], name: str) -> Callable[[], Flow]:
-        def step(send: Callable[[Any], Any], value: Any) -> tuple[bool, Any]:
-            try:
-                return False, send(value)
-            except StopIteration as stop:
-                return True, stop.value
-
-        def body() -> Flow:
-            it = fn(self).__await__()
-            value: Any = None
-            while True:
-                res = yield Run(step, (it.send, value), name)
-                if res is FAILED:
-                    return
-                done, eff = res
-                if done:
-                    return
-                if not isinstance(eff, (Sleep,)) and eff is not COND_RESCHED:
-                    self.log(
-                        self.cpus[0],
-                        "err",
-                        f"kernel thread {name} awaited {eff!r}, which irqflow cannot wait "
-                        "for; await k.msleep(ms) or k.cond_resched()",
-                    )
-                    return
-                value = yield eff
-
-        return body
 
     def msleep(self, ms: float) -> _Await:
         """``await k.msleep(ms)`` from a kernel thread: sleep (never in atomic context)."""
