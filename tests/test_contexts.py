@@ -7,7 +7,6 @@ only CPU time is what driver code charges with ``udelay``; times are then exact.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -19,28 +18,13 @@ from irqflow import (
     IRQ_HANDLED,
     IRQF_SHARED,
     Kernel,
-    KernelConfig,
     SleepInAtomicContext,
-    SoftIrq,
     Tasklet,
 )
 from irqflow.core import constants
+from support import NET_RX, handler, make_kernel
 
-#: the kernel's own paths cost nothing: only udelay/ndelay in driver code takes time
-ZERO = KernelConfig(
-    irq_entry_ns=0,
-    irq_exit_ns=0,
-    softirq_pass_ns=0,
-    tasklet_dispatch_ns=0,
-    context_switch_ns=0,
-    tick_ns=0,
-)
 IRQ = 10
-NET_RX = SoftIrq.NET_RX_SOFTIRQ
-
-
-def machine(cpus: int = 1, **cfg: Any) -> Kernel:
-    return Kernel(cpus=cpus, config=dataclasses.replace(ZERO, **cfg))
 
 
 def ctx(k: Kernel) -> dict[str, Any]:
@@ -56,14 +40,27 @@ def ctx(k: Kernel) -> dict[str, Any]:
     }
 
 
-def handler(fn: Callable[[], Any]) -> Callable[[int, Any], Any]:
-    """A hard IRQ handler that runs ``fn()`` and returns IRQ_HANDLED."""
-
-    def h(irq: int, dev_id: Any) -> Any:
-        fn()
-        return IRQ_HANDLED
-
-    return h
+#: ctx() in a hard IRQ handler that interrupted task code (or idle): preempt_count 0x10000
+IN_HARDIRQ = {
+    "pc": 0x10000,
+    "hardirq": True,
+    "softirq": False,
+    "serving": False,
+    "interrupt": True,
+    "task": False,
+    "irqs_off": True,
+}
+#: ctx() in a softirq action or tasklet run by __do_softirq from irq_exit or ksoftirqd:
+#: preempt_count 0x100 (HARDIRQ_OFFSET already gone), IRQs on
+SERVING_SOFTIRQ = {
+    "pc": 0x100,
+    "hardirq": False,
+    "softirq": True,
+    "serving": True,
+    "interrupt": True,
+    "task": False,
+    "irqs_off": False,
+}
 
 
 # --- invariant 1: the layout ---------------------------------------------------------------
@@ -103,7 +100,7 @@ def test_preempt_count_layout() -> None:
 def test_preempt_count_in_hardirq_from_task_is_hardirq_offset() -> None:
     """Invariant 1: a hard IRQ taken from task context runs with preempt_count 0x10000,
     and current() is the interrupted task."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: list[tuple[dict[str, Any], str]] = []
     k.request_irq(IRQ, handler(lambda: seen.append((ctx(k), k.current().comm))), 0, "eth0")
 
@@ -113,20 +110,7 @@ def test_preempt_count_in_hardirq_from_task_is_hardirq_offset() -> None:
     k.kthread_run(busy_task, "worker", cpu=0)
     k.call_at(5_000, k.raise_irq, IRQ)
     k.run()
-    assert seen == [
-        (
-            {
-                "pc": 0x10000,
-                "hardirq": True,
-                "softirq": False,
-                "serving": False,
-                "interrupt": True,
-                "task": False,
-                "irqs_off": True,
-            },
-            "worker",
-        )
-    ]
+    assert seen == [(IN_HARDIRQ, "worker")]
 
 
 # --- invariants 2 and 3: predicates in each context ----------------------------------------
@@ -135,7 +119,7 @@ def test_preempt_count_in_hardirq_from_task_is_hardirq_offset() -> None:
 def test_predicates_in_plain_task_and_bh_disabled_task() -> None:
     """Invariants 2, 3: local_bh_disable adds 0x200 (nesting adds 0x200 more); BH-disabled
     task code is in_softirq and in_interrupt, but not serving and still in_task."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: dict[str, dict[str, Any]] = {}
 
     def body(k: Kernel) -> None:
@@ -182,7 +166,7 @@ def test_predicates_in_plain_task_and_bh_disabled_task() -> None:
 def test_predicates_in_softirq_from_irq_exit_and_in_tasklet() -> None:
     """Invariants 2, 3: softirq actions and tasklets run from irq_exit with preempt_count
     0x100 (HARDIRQ_OFFSET already gone), serving softirq, not in_task, IRQs on."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: dict[str, dict[str, Any]] = {}
     k.open_softirq(NET_RX, lambda: seen.setdefault("softirq", ctx(k)))
     t = Tasklet(lambda data: seen.setdefault("tasklet", ctx(k)), name="rx")
@@ -196,33 +180,16 @@ def test_predicates_in_softirq_from_irq_exit_and_in_tasklet() -> None:
     k.request_irq(IRQ, top, 0, "eth0")
     k.call_at(1_000, k.raise_irq, IRQ)
     k.run()
-    serving = {
-        "pc": 0x100,
-        "hardirq": False,
-        "softirq": True,
-        "serving": True,
-        "interrupt": True,
-        "task": False,
-        "irqs_off": False,
-    }
-    assert seen["hardirq"] == {
-        "pc": 0x10000,
-        "hardirq": True,
-        "softirq": False,
-        "serving": False,
-        "interrupt": True,
-        "task": False,
-        "irqs_off": True,
-    }
-    assert seen["softirq"] == serving
-    assert seen["tasklet"] == serving
+    assert seen["hardirq"] == IN_HARDIRQ
+    assert seen["softirq"] == SERVING_SOFTIRQ
+    assert seen["tasklet"] == SERVING_SOFTIRQ
 
 
 def test_predicates_in_softirq_run_by_local_bh_enable() -> None:
     """Invariants 2, 13: softirqs run by the outermost local_bh_enable run right there with
     preempt_count 0x101 (one preempt count kept over the run), then the caller is back
     at 0."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     order: list[str] = []
     seen: dict[str, Any] = {}
 
@@ -244,15 +211,7 @@ def test_predicates_in_softirq_run_by_local_bh_enable() -> None:
     k.kthread_run(body, "t", cpu=0)
     k.run()
     assert order == ["raised", "softirq", "enabled"]
-    assert seen["softirq"] == {
-        "pc": 0x101,
-        "hardirq": False,
-        "softirq": True,
-        "serving": True,
-        "interrupt": True,
-        "task": False,
-        "irqs_off": False,
-    }
+    assert seen["softirq"] == {**SERVING_SOFTIRQ, "pc": 0x101}
     assert seen["comm"] == "t"
     assert seen["after"] == 0
 
@@ -260,7 +219,7 @@ def test_predicates_in_softirq_run_by_local_bh_enable() -> None:
 def test_predicates_in_ksoftirqd() -> None:
     """Invariants 2, 3, 6: a softirq raised from plain task context is run by ksoftirqd/N
     with preempt_count 0x100."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: dict[str, Any] = {}
 
     def action() -> None:
@@ -271,21 +230,13 @@ def test_predicates_in_ksoftirqd() -> None:
     k.kthread_run(lambda k: k.raise_softirq(NET_RX), "raiser", cpu=0)
     k.run()
     assert seen["comm"] == "ksoftirqd/0"
-    assert seen["ctx"] == {
-        "pc": 0x100,
-        "hardirq": False,
-        "softirq": True,
-        "serving": True,
-        "interrupt": True,
-        "task": False,
-        "irqs_off": False,
-    }
+    assert seen["ctx"] == SERVING_SOFTIRQ
 
 
 def test_predicates_in_hardirq_nested_in_softirq() -> None:
     """Invariants 1, 2: a hard IRQ that interrupts a running softirq sees 0x10100: hardirq
     and (still) serving softirq."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: list[dict[str, Any]] = []
 
     def slow_action() -> None:
@@ -314,7 +265,7 @@ def test_hardirq_in_bh_disabled_task_and_softirq_deferred_to_bh_enable() -> None
     """Invariants 1, 2, 8, 13: a hard IRQ that interrupts BH-disabled task code sees
     0x10200; the softirq it raises does not run at irq_exit (in_interrupt) but at the
     task's local_bh_enable, in the task, with 0x101."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: list[tuple[str, int, dict[str, Any], str]] = []
 
     def top(irq: int, dev_id: Any) -> Any:
@@ -356,7 +307,7 @@ def test_hardirq_in_bh_disabled_task_and_softirq_deferred_to_bh_enable() -> None
 def test_local_irq_save_restore_restores_exact_previous_state() -> None:
     """Invariant 4: local_irq_save/restore put back exactly the saved IF state (nesting by
     saved copies, no counter), in task context and in a handler."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     task: list[bool] = []
     hard: list[bool] = []
 
@@ -391,7 +342,7 @@ def test_local_irq_save_restore_restores_exact_previous_state() -> None:
 def test_local_irq_disable_enable_do_not_nest() -> None:
     """Invariant 4: local_irq_disable/enable are unconditional: two disables are undone by
     one enable, and two enables by one disable."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: list[bool] = []
 
     def body(k: Kernel) -> None:
@@ -415,7 +366,7 @@ def test_local_irq_disable_enable_do_not_nest() -> None:
 def test_local_irq_save_in_task_holds_off_an_interrupt() -> None:
     """Invariant 4: while a task has IRQs off, a hard IRQ waits; it is taken as soon as
     the saved (enabled) state is restored."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     taken: list[int] = []
     k.request_irq(IRQ, handler(lambda: taken.append(k.now())), 0, "eth0")
 
@@ -436,7 +387,7 @@ def test_local_irq_save_in_task_holds_off_an_interrupt() -> None:
 def test_handlers_run_with_irqs_off_even_when_task_had_them_on() -> None:
     """Invariant 5: every action of a line runs with local IRQs disabled, whatever the
     interrupted context had."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: list[tuple[str, bool]] = []
     for n, name in enumerate(("a", "b", "c")):
         k.request_irq(
@@ -460,7 +411,7 @@ def test_handlers_run_with_irqs_off_even_when_task_had_them_on() -> None:
 def test_handler_that_enables_irqs_warns_and_is_redisabled() -> None:
     """Invariant 5: a handler returning with IRQs on gets "irq N handler X enabled
     interrupts" in the log, and the next action runs with IRQs off again."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     seen: list[bool] = []
     k.request_irq(IRQ, handler(k.local_irq_enable), IRQF_SHARED, "rogue", dev_id=1)
     k.request_irq(IRQ, handler(lambda: seen.append(k.irqs_disabled())), IRQF_SHARED, "ok", 2)
@@ -478,15 +429,18 @@ def test_handler_that_enables_irqs_warns_and_is_redisabled() -> None:
 def test_well_behaved_handler_gives_no_irq_enable_warning() -> None:
     """Invariant 5: a handler that leaves IRQs off (or saves/restores them) is not
     warned about."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
+
+    ran: list[bool] = []
 
     def polite() -> None:
         with k.local_irq_save():
-            pass
+            ran.append(k.irqs_disabled())
 
     k.request_irq(IRQ, handler(polite), 0, "polite")
     k.call_at(1_000, k.raise_irq, IRQ)
     k.run()
+    assert ran == [True]
     assert not [line for line in k.dmesg() if "enabled interrupts" in line]
 
 
@@ -509,7 +463,7 @@ def test_sleeping_in_hardirq_is_an_oops_naming_the_handler(
 ) -> None:
     """Invariant 2 / section 1.2: might_sleep (and GFP_KERNEL) in a hard IRQ handler raises
     SleepInAtomicContext, recorded as an oops naming the handler; the run goes on."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     after: list[str] = []
 
     def top(irq: int, dev_id: Any) -> Any:
@@ -537,44 +491,48 @@ def test_sleeping_in_hardirq_is_an_oops_naming_the_handler(
     assert k.statistics().irqs[IRQ].per_cpu == (2,)  # the machine went on
 
 
-def test_sleeping_in_softirq_action_is_an_oops() -> None:
-    """Invariant 2 / section 1.2: might_sleep in a softirq action is refused (in_atomic)
-    and recorded as an oops in softirq context naming the vector."""
-    k = machine()
+def _might_sleep_in_net_rx(k: Kernel) -> Callable[[], Any]:
+    """NET_RX's action calls might_sleep; returns a top half that raises NET_RX."""
     k.open_softirq(NET_RX, lambda: k.might_sleep())
-    k.request_irq(IRQ, handler(lambda: k.raise_softirq(NET_RX)), 0, "eth0")
-    k.call_at(1_000, k.raise_irq, IRQ)
-    k.run()
-    oopses = _oopses(k)
-    assert len(oopses) == 1
-    o = oopses[0]
-    assert o.context == "softirq"
-    assert "NET_RX" in o.where
-    assert "in_atomic(): 1" in o.message
-    assert "NET_RX" in o.message.partition("name: ")[2]
+    return lambda: k.raise_softirq(NET_RX)
 
 
-def test_gfp_kernel_in_tasklet_is_an_oops() -> None:
-    """Invariant 2 / section 1.2: kmalloc(GFP_KERNEL) in a tasklet is refused and recorded
-    as an oops in softirq context naming the tasklet."""
-    k = machine()
+def _gfp_kernel_in_tasklet(k: Kernel) -> Callable[[], Any]:
+    """Tasklet rx_refill calls kmalloc(GFP_KERNEL); returns a top half that schedules it."""
     t = Tasklet(lambda data: k.kmalloc(128, GFP_KERNEL), name="rx_refill")
-    k.request_irq(IRQ, handler(lambda: k.tasklet_schedule(t)), 0, "eth0")
+    return lambda: k.tasklet_schedule(t)
+
+
+@pytest.mark.parametrize(
+    ("setup", "name"),
+    [
+        pytest.param(_might_sleep_in_net_rx, "NET_RX", id="might_sleep-in-softirq-action"),
+        pytest.param(_gfp_kernel_in_tasklet, "rx_refill", id="kmalloc-GFP_KERNEL-in-tasklet"),
+    ],
+)
+def test_sleeping_in_softirq_context_is_an_oops_naming_the_action(
+    setup: Callable[[Kernel], Callable[[], Any]], name: str
+) -> None:
+    """Invariant 2 / section 1.2: might_sleep in a softirq action, and kmalloc(GFP_KERNEL)
+    in a tasklet, are refused (in_atomic) and recorded as an oops in softirq context naming
+    the vector or the tasklet."""
+    k = make_kernel(cpus=1, trace=None)
+    k.request_irq(IRQ, handler(setup(k)), 0, "eth0")
     k.call_at(1_000, k.raise_irq, IRQ)
     k.run()
     oopses = _oopses(k)
     assert len(oopses) == 1
     o = oopses[0]
     assert o.context == "softirq"
-    assert "rx_refill" in o.where
+    assert name in o.where
     assert "in_atomic(): 1" in o.message
-    assert "rx_refill" in o.message.partition("name: ")[2]
+    assert name in o.message.partition("name: ")[2]
 
 
 def test_sleeping_is_fine_in_a_kernel_thread() -> None:
     """Section 1.2: plain task context (preempt_count 0, IRQs on) may sleep: might_sleep
     and kmalloc(GFP_KERNEL) from a kthread raise nothing."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     done: list[int] = []
 
     def body(k: Kernel) -> None:
@@ -590,7 +548,7 @@ def test_sleeping_is_fine_in_a_kernel_thread() -> None:
 def test_sleeping_refused_in_bh_disabled_or_irqs_off_task_code() -> None:
     """Invariant 2: task code with BH disabled or IRQs off is atomic (in_atomic or
     irqs_disabled), so might_sleep raises there, and not once they are re-enabled."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     outcome: list[str] = []
 
     def attempt() -> None:
@@ -615,7 +573,7 @@ def test_sleeping_refused_in_bh_disabled_or_irqs_off_task_code() -> None:
 def test_gfp_atomic_is_fine_everywhere() -> None:
     """Section 1.2: kmalloc(GFP_ATOMIC) never sleeps: fine in hardirq, softirq, tasklet,
     BH-disabled and plain task context."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     sizes: list[tuple[str, int]] = []
 
     def alloc(where: str) -> None:
@@ -648,7 +606,7 @@ def test_gfp_atomic_is_fine_everywhere() -> None:
 def test_panic_on_oops_propagates_out_of_run() -> None:
     """Section 1.2 / KernelConfig.panic_on_oops: the SleepInAtomicContext from a hard IRQ
     handler propagates out of k.run() instead of being recorded."""
-    k = machine(panic_on_oops=True)
+    k = make_kernel(cpus=1, trace=None, panic_on_oops=True)
     k.request_irq(IRQ, handler(k.might_sleep), 0, "eth0")
     k.call_at(1_000, k.raise_irq, IRQ)
     with pytest.raises(SleepInAtomicContext, match="name: eth0"):

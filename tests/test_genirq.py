@@ -2,7 +2,7 @@
 /proc/interrupts counts, the irq_handler_* tracepoints and spurious-interrupt detection
 (kernel-semantics.md sections 2, 3 and 7; invariants 27-36 and 43-45).
 
-The kernel's own paths cost nothing here (``ZERO``), so a handler that charges
+The kernel's own paths cost nothing here (``support.ZERO``), so a handler that charges
 ``udelay(10)`` occupies its CPU for exactly 10 us and every time below is exact.
 """
 
@@ -28,29 +28,15 @@ from irqflow import (
     IRQF_TRIGGER_RISING,
     IrqflowError,
     Kernel,
-    KernelConfig,
     RequestError,
 )
 from irqflow.core.constants import IRQF_PERCPU
 from irqflow.trace.ftrace import format_event
+from support import US, ZERO, make_kernel
 
-ZERO = KernelConfig(
-    irq_entry_ns=0,
-    irq_exit_ns=0,
-    softirq_pass_ns=0,
-    tasklet_dispatch_ns=0,
-    context_switch_ns=0,
-    tick_ns=0,
-)
 #: for the 100000-event storms: one ns of entry cost per event keeps virtual time moving
 STORM = dataclasses.replace(ZERO, irq_entry_ns=1)
 IRQ = 10
-US = 1_000
-JIFFY = ZERO.tick_period_ns  # 4 ms at HZ=250
-
-
-def machine(cpus: int = 1, config: KernelConfig = ZERO) -> Kernel:
-    return Kernel(cpus=cpus, config=config)
 
 
 class Recorder:
@@ -89,6 +75,17 @@ def line(k: Kernel, irq: int = IRQ) -> Any:
     return k.statistics().irqs[irq]
 
 
+def deassert_on_call(k: Kernel, n: int) -> Callable[[int], None]:
+    """A ``Recorder`` ``then`` hook: the handler's ``n``-th call quiets the device, i.e.
+    deasserts the level line ``IRQ``."""
+
+    def then(calls: int) -> None:
+        if calls == n:
+            k.set_irq_level(IRQ, False)
+
+    return then
+
+
 def assert_no_overlap(calls: list[tuple[int, int]], cost_ns: int) -> None:
     """Invariant 31: no two runs of the same line's handler overlap in virtual time."""
     starts = sorted(t for t, _ in calls)
@@ -102,7 +99,7 @@ def assert_no_overlap(calls: list[tuple[int, int]], cost_ns: int) -> None:
 def test_shared_actions_called_in_registration_order_on_every_event() -> None:
     """Invariant 27: every action of a shared line runs on every accepted event, in
     registration (append) order; a later request is appended at the tail."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     order: list[str] = []
 
     def action(name: str) -> Callable[[int, Any], Any]:
@@ -138,7 +135,7 @@ def test_shared_actions_called_in_registration_order_on_every_event() -> None:
 def test_shared_results_are_ored(rets: tuple[Any, ...], unhandled: int) -> None:
     """Invariant 27: the event counts as unhandled only if every action returned IRQ_NONE
     (the results are OR'ed), and every action is called even after one handled it."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     recs = [Recorder(k, default=r) for r in rets]
     for n, rec in enumerate(recs):
         k.request_irq(IRQ, rec, IRQF_SHARED, f"dev{n}", dev_id=n)
@@ -159,7 +156,7 @@ def _h(irq: int, dev_id: Any) -> Any:
 def test_shared_request_without_dev_id_is_einval() -> None:
     """Invariant 28: IRQF_SHARED with a NULL dev_id is -EINVAL; the message names the line
     and says to pass a dev_id; the line stays unrequested."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     with pytest.raises(RequestError) as ei:
         k.request_irq(IRQ, _h, IRQF_SHARED, "eth0", dev_id=None)
     assert ei.value.errno == "EINVAL"
@@ -177,7 +174,7 @@ def test_shared_request_without_dev_id_is_einval() -> None:
 def test_shared_request_with_no_autoen_is_einval() -> None:
     """Invariant 28 / section 2.4 step 2: IRQF_SHARED together with IRQF_NO_AUTOEN is
     -EINVAL (one sharer cannot keep a shared line disabled for the others)."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     with pytest.raises(RequestError) as ei:
         k.request_irq(IRQ, _h, IRQF_SHARED | IRQF_NO_AUTOEN, "eth0", dev_id=1)
     assert ei.value.errno == "EINVAL"
@@ -187,7 +184,7 @@ def test_shared_request_with_no_autoen_is_einval() -> None:
 def test_request_of_a_nonexistent_irq_is_refused() -> None:
     """Invariant 28 / section 2.4 step 3: an IRQ number with no descriptor is refused; the
     message names the number and the valid range."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     with pytest.raises(IrqflowError) as ei:
         k.request_irq(ZERO.nr_irqs, _h, 0, "eth0")
     assert str(ZERO.nr_irqs) in str(ei.value)
@@ -196,7 +193,7 @@ def test_request_of_a_nonexistent_irq_is_refused() -> None:
 
 def test_request_without_any_handler_is_einval() -> None:
     """Invariant 28 / section 2.4 step 4: neither handler nor thread_fn is -EINVAL."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     with pytest.raises(RequestError) as ei:
         k.request_threaded_irq(IRQ, None, None, 0, "eth0")
     assert ei.value.errno == "EINVAL"
@@ -239,7 +236,7 @@ def _request_threaded_primary(k: Kernel, flags: int, name: str, dev_id: Any) -> 
 def test_sharing_mismatch_is_ebusy(first: int, second: int, word: str) -> None:
     """Invariant 28: -EBUSY when the sharing flags, trigger type or PERCPU differ; the
     message names the line and the mismatch, and the first action is left alone."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, _h, first, "old", dev_id=1)
     with pytest.raises(RequestError) as ei:
         k.request_irq(IRQ, _h, second, "new", dev_id=2)
@@ -255,14 +252,14 @@ def test_oneshot_mismatch_is_ebusy_unless_cond_oneshot() -> None:
     """Invariant 28 / section 2.3: ONESHOT must agree, except that request_irq (which adds
     IRQF_COND_ONESHOT) may join a ONESHOT line."""
     # old without ONESHOT, new with it
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, _h, IRQF_SHARED, "old", dev_id=1)
     with pytest.raises(RequestError) as ei:
         _request_threaded_primary(k, IRQF_SHARED | IRQF_ONESHOT, "new", 2)
     assert ei.value.errno == "EBUSY"
     assert "ONESHOT" in str(ei.value)
     # old with ONESHOT: request_irq joins (COND_ONESHOT) ...
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     _request_threaded_primary(k, IRQF_SHARED | IRQF_ONESHOT, "old", 1)
     k.request_irq(IRQ, _h, IRQF_SHARED, "cond", dev_id=2)
     # ... but request_threaded_irq without ONESHOT does not
@@ -275,7 +272,7 @@ def test_oneshot_mismatch_is_ebusy_unless_cond_oneshot() -> None:
 def test_sharer_without_trigger_inherits_the_lines_trigger() -> None:
     """Invariant 28 / section 2.4: a sharer that gives no trigger type takes the line's, so
     it is not a mismatch, and the line stays level."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, _h, IRQF_SHARED | IRQF_TRIGGER_HIGH, "old", dev_id=1)
     k.request_irq(IRQ, _h, IRQF_SHARED, "new", dev_id=2)
     s = line(k)
@@ -288,7 +285,7 @@ def test_sharer_without_trigger_inherits_the_lines_trigger() -> None:
 def test_disable_enable_nest_by_depth() -> None:
     """Invariant 29: only depth 0->1 disables and only 1->0 enables; the edge that came in
     while disabled is replayed exactly once at 1->0."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     rec = Recorder(k)
     k.request_irq(IRQ, rec)
     k.disable_irq(IRQ)
@@ -313,7 +310,7 @@ def test_disable_enable_nest_by_depth() -> None:
 def test_unbalanced_enable_warns_and_does_nothing() -> None:
     """Invariant 29: enable_irq at depth 0 logs "Unbalanced enable for IRQ N" and changes
     nothing: depth stays 0 and a later single disable still disables."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     rec = Recorder(k)
     k.request_irq(IRQ, rec)
     k.enable_irq(IRQ)
@@ -334,30 +331,28 @@ def test_unbalanced_enable_warns_and_does_nothing() -> None:
 # --- invariant 30: disable_irq waits --------------------------------------------------------------
 
 
-def test_disable_irq_waits_for_a_running_handler() -> None:
-    """Invariant 30: disable_irq from outside the machine advances virtual time until the
-    handler that is running on another CPU has finished."""
-    k = machine(cpus=2)
+@pytest.mark.parametrize(
+    ("disable", "returns_at", "still_running"),
+    [
+        pytest.param(Kernel.disable_irq, 11_000, False, id="disable_irq-waits"),
+        pytest.param(Kernel.disable_irq_nosync, 2_000, True, id="nosync-does-not-wait"),
+    ],
+)
+def test_disable_irq_waits_for_a_running_handler_and_nosync_does_not(
+    disable: Callable[[Kernel, int], Any], returns_at: int, still_running: bool
+) -> None:
+    """Invariant 30: called from outside the machine while the handler runs on CPU 0
+    (1 .. 11 us), disable_irq advances virtual time until it has finished, and
+    disable_irq_nosync returns at once with it still running; either way the running
+    handler finishes normally and the line is left at depth 1."""
+    k = make_kernel(cpus=2, trace=None)
     rec = Recorder(k, cost_us=10)
     k.request_irq(IRQ, rec)
     k.call_at(1_000, k.raise_irq, IRQ)
     k.run(until=2_000)
-    k.disable_irq(IRQ)
-    assert k.now() == 11_000
-    assert line(k).depth == 1
-
-
-def test_disable_irq_nosync_does_not_wait() -> None:
-    """Invariant 30: disable_irq_nosync returns at once, with the handler still running;
-    the running handler finishes normally."""
-    k = machine(cpus=2)
-    rec = Recorder(k, cost_us=10)
-    k.request_irq(IRQ, rec)
-    k.call_at(1_000, k.raise_irq, IRQ)
-    k.run(until=2_000)
-    k.disable_irq_nosync(IRQ)
-    assert k.now() == 2_000
-    assert "INPROGRESS" in k.irq_state(IRQ)
+    disable(k, IRQ)
+    assert k.now() == returns_at
+    assert ("INPROGRESS" in k.irq_state(IRQ)) is still_running
     k.run(until=20_000)
     assert rec.times == [1_000]
     assert line(k).depth == 1
@@ -365,7 +360,7 @@ def test_disable_irq_nosync_does_not_wait() -> None:
 
 def test_disable_irq_on_idle_line_returns_at_once() -> None:
     """Invariant 30: with no handler running there is nothing to wait for."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, Recorder(k))
     k.run(until=5_000)
     k.disable_irq(IRQ)
@@ -379,7 +374,7 @@ def test_edge_arrival_on_other_cpu_while_in_progress_sets_pending() -> None:
     """Invariants 31, 32: an edge that arrives on CPU 1 while CPU 0 runs the line only sets
     PENDING; CPU 0 runs the chain once more, right after the first run, and the two runs
     never overlap."""
-    k = machine(cpus=2)
+    k = make_kernel(cpus=2, trace=None)
     rec = Recorder(k, cost_us=10)
     k.request_irq(IRQ, rec)
     k.call_at(1_000, k.raise_irq, IRQ)
@@ -396,7 +391,7 @@ def test_edge_arrival_on_other_cpu_while_in_progress_sets_pending() -> None:
 def test_n_arrivals_during_one_run_give_exactly_one_replay_pass(extra: int) -> None:
     """Invariant 32: N edges that each reach the flow handler (on CPUs 1..N) while CPU 0 runs
     the line collapse into exactly one extra pass."""
-    k = machine(cpus=4)
+    k = make_kernel(cpus=4, trace=None)
     rec = Recorder(k, cost_us=10)
     k.request_irq(IRQ, rec)
 
@@ -432,7 +427,7 @@ def test_many_edges_during_one_run_cost_one_extra_pass(extra: int) -> None:
     """Invariant 32: the first extra edge sets PENDING and masks the line; the ones after
     it, arriving at the masked pin, merge into the replay PENDING already owes. However
     many edges came during the first run, the handler runs exactly twice."""
-    k = machine(cpus=2)
+    k = make_kernel(cpus=2, trace=None)
     rec = Recorder(k, cost_us=10)
     k.request_irq(IRQ, rec)
     k.call_at(1_000, k.raise_irq, IRQ)
@@ -454,7 +449,7 @@ def test_many_edges_during_one_run_cost_one_extra_pass(extra: int) -> None:
 def test_edge_replay_loop_stops_when_handler_disables_the_line() -> None:
     """Invariant 32: the chain is re-run only while PENDING is set *and* the line is not
     disabled; the pending edge is replayed at enable_irq instead."""
-    k = machine(cpus=2)
+    k = make_kernel(cpus=2, trace=None)
     state = {"disable": True}
 
     def then(n: int) -> None:
@@ -479,13 +474,8 @@ def test_edge_replay_loop_stops_when_handler_disables_the_line() -> None:
 def test_level_line_refires_until_the_device_is_quiet() -> None:
     """Invariant 33: a level line is masked while its handler runs and unmasked after; while
     the device still asserts it, it fires again, until the handler deasserts it."""
-    k = machine()
-
-    def then(n: int) -> None:
-        if n == 3:
-            k.set_irq_level(IRQ, False)
-
-    rec = Recorder(k, cost_us=10, then=then)
+    k = make_kernel(cpus=1, trace=None)
+    rec = Recorder(k, cost_us=10, then=deassert_on_call(k, 3))
     k.request_irq(IRQ, rec, IRQF_TRIGGER_HIGH, "lvl")
     k.call_at(1_000, k.set_irq_level, IRQ, True)
     k.run()
@@ -498,7 +488,7 @@ def test_level_line_refires_until_the_device_is_quiet() -> None:
 def test_level_line_is_masked_while_the_handler_runs() -> None:
     """Invariant 33: mask+ack come before the handlers: inside the handler the line is
     masked and in progress; after it the line is unmasked and idle."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     inside: list[str] = []
 
     def h(irq: int, dev_id: Any) -> Any:
@@ -519,7 +509,7 @@ def test_level_line_is_masked_while_the_handler_runs() -> None:
 def test_level_line_disabled_in_handler_stays_masked() -> None:
     """Invariant 33: after the handlers the line is unmasked only if not disabled: a handler
     that disables its own still-asserted line runs once; enable_irq lets it fire again."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
 
     def then(n: int) -> None:
         if n == 1:
@@ -542,13 +532,8 @@ def test_level_line_disabled_in_handler_stays_masked() -> None:
 def test_level_line_shared_by_two_cpus_never_runs_twice_at_once() -> None:
     """Invariants 31, 33: a screaming level line on two CPUs runs its handler one event at
     a time; each event is counted on the CPU that took it."""
-    k = machine(cpus=2)
-
-    def then(n: int) -> None:
-        if n == 6:
-            k.set_irq_level(IRQ, False)
-
-    rec = Recorder(k, cost_us=10, then=then)
+    k = make_kernel(cpus=2, trace=None)
+    rec = Recorder(k, cost_us=10, then=deassert_on_call(k, 6))
     k.request_irq(IRQ, rec, IRQF_TRIGGER_HIGH, "lvl")
     k.call_at(1_000, k.raise_irq, IRQ)
     k.run()
@@ -570,7 +555,7 @@ def test_level_line_shared_by_two_cpus_never_runs_twice_at_once() -> None:
 def test_lazily_disabled_edge_is_masked_pending_and_replayed_once(cpus: int) -> None:
     """Invariant 34: disable_irq leaves the line unmasked (lazy); an edge then masks it with
     PENDING recorded and no handler call; enable_irq replays it exactly once."""
-    k = machine(cpus=cpus)
+    k = make_kernel(cpus=cpus, trace=None)
     rec = Recorder(k, cost_us=10)
     k.request_irq(IRQ, rec)
     k.disable_irq(IRQ)
@@ -590,7 +575,7 @@ def test_lazily_disabled_edge_is_masked_pending_and_replayed_once(cpus: int) -> 
 def test_disabled_level_line_is_not_replayed_by_software() -> None:
     """Invariant 34: a level line that fired while disabled is not replayed on enable_irq
     if the device has stopped asserting it meanwhile."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     rec = Recorder(k, then=lambda n: k.set_irq_level(IRQ, False))
     k.request_irq(IRQ, rec, IRQF_TRIGGER_HIGH, "lvl")
     k.disable_irq(IRQ)
@@ -608,7 +593,7 @@ def test_disabled_level_line_is_not_replayed_by_software() -> None:
 def test_disabled_level_line_still_asserted_fires_once_after_enable() -> None:
     """Invariant 34: a level line still asserted at enable_irq fires because the hardware
     re-asserts it on unmask (not a software replay): exactly one handler call."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     rec = Recorder(k, then=lambda n: k.set_irq_level(IRQ, False))
     k.request_irq(IRQ, rec, IRQF_TRIGGER_HIGH, "lvl")
     k.disable_irq(IRQ)
@@ -624,7 +609,7 @@ def test_first_request_resends_an_edge_left_pending() -> None:
     """Invariant 34 / section 2.4: an edge that came in while the line was disabled is still
     PENDING after free_irq (shutdown does not clear it); the next first request starts the
     line up with resend, so the new handler runs once."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, Recorder(k), 0, "old")
     k.disable_irq(IRQ)
     k.call_at(1_000, k.raise_irq, IRQ)
@@ -642,7 +627,7 @@ def test_first_request_resends_an_edge_left_pending() -> None:
 
 def test_proc_interrupts_counts_accepted_events_on_the_accepting_cpu() -> None:
     """Invariant 35: one count per accepted event, in the column of the CPU that took it."""
-    k = machine(cpus=3)
+    k = make_kernel(cpus=3, trace=None)
     rec = Recorder(k, cost_us=1)
     k.request_irq(IRQ, rec, 0, "eth0")
     k.irq_set_affinity(IRQ, {2})
@@ -663,7 +648,7 @@ def test_proc_interrupts_counts_accepted_events_on_the_accepting_cpu() -> None:
 def test_proc_interrupts_ignores_pending_only_arrivals_and_replay_passes() -> None:
     """Invariant 35: neither the PENDING-only arrival on CPU 1 nor CPU 0's replay pass is
     counted: two handler runs, one count."""
-    k = machine(cpus=2)
+    k = make_kernel(cpus=2, trace=None)
     rec = Recorder(k, cost_us=10)
     k.request_irq(IRQ, rec)
     k.call_at(1_000, k.raise_irq, IRQ)
@@ -681,7 +666,7 @@ def test_proc_interrupts_ignores_pending_only_arrivals_and_replay_passes() -> No
 def test_irq_handler_tracepoints_bracket_each_action() -> None:
     """Invariant 36: irq_handler_entry/exit bracket every action call, in chain order, with
     exit's ret printed "handled" for any non-zero return and "unhandled" for IRQ_NONE."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, Recorder(k, default=IRQ_HANDLED), IRQF_SHARED, "a", dev_id=1)
     k.request_irq(IRQ, Recorder(k, default=IRQ_NONE), IRQF_SHARED, "b", dev_id=2)
     k.request_irq(IRQ, Recorder(k, default=IRQ_WAKE_THREAD), IRQF_SHARED, "c", dev_id=3)
@@ -713,7 +698,7 @@ def test_irq_handler_tracepoints_bracket_each_action() -> None:
 def test_irq_handler_exit_comes_after_the_handlers_cpu_time() -> None:
     """Invariant 36: the exit tracepoint fires when the action has finished, i.e. after the
     CPU time it charged."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, Recorder(k, cost_us=7), 0, "slow")
     k.trace.enable("irq:irq_handler_*")
     k.call_at(1_000, k.raise_irq, IRQ)
@@ -731,10 +716,9 @@ def test_irq_handler_exit_comes_after_the_handlers_cpu_time() -> None:
 def test_unhandled_count_resets_after_hz_over_10(hz: int) -> None:
     """Invariant 43: an IRQ_NONE more than HZ/10 jiffies after the previous one resets
     irqs_unhandled to 1; one at most HZ/10 later adds 1."""
-    cfg = dataclasses.replace(ZERO, hz=hz)
-    k = machine(config=cfg)
+    k = make_kernel(cpus=1, trace=None, hz=hz)
     k.request_irq(IRQ, Recorder(k, default=IRQ_NONE), 0, "stray")
-    jiffy = cfg.tick_period_ns
+    jiffy = k.config.tick_period_ns
     window = hz // 10
     t0 = 10 * jiffy
     times = [t0, t0 + window * jiffy, t0 + (2 * window + 1) * jiffy, t0 + (2 * window + 2) * jiffy]
@@ -750,7 +734,7 @@ def test_unhandled_count_resets_after_hz_over_10(hz: int) -> None:
 def test_irq_count_advances_only_while_there_are_unhandled_events() -> None:
     """Invariant 44: handled events do not move irq_count while irqs_unhandled is 0; once
     an unhandled one came, every event (handled or not) advances it."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     rets = [IRQ_HANDLED] * 5 + [IRQ_NONE] + [IRQ_HANDLED] * 4 + [IRQ_NONE]
     k.request_irq(IRQ, Recorder(k, rets=rets), 0, "dev")
     counts = []
@@ -766,7 +750,7 @@ def test_bogus_return_values_are_reported_at_most_100_times() -> None:
     """Section 7.1 step 2 (invariants 43-44 context): a return above IRQ_HANDLED |
     IRQ_WAKE_THREAD is reported as "irq event N: bogus return value X", at most 100 times
     system-wide, and such events do not feed the unhandled counters."""
-    k = machine()
+    k = make_kernel(cpus=1, trace=None)
     k.request_irq(IRQ, Recorder(k, default=4), 0, "bogus")
     for n in range(150):
         k.call_at(1_000 * (n + 1), k.raise_irq, IRQ)
@@ -806,7 +790,7 @@ def test_nobody_cared_disables_a_screaming_line() -> None:
     """Invariant 44: after 100000 events with more than 99900 unhandled, "nobody cared" and
     "Disabling IRQ #N" are logged, the line is disabled (depth 1, SPURIOUS_DISABLED) and
     both counters reset."""
-    k = machine(config=STORM)
+    k = make_kernel(cpus=1, trace=None, config=STORM)
     rec = _storm(k)
     k.run(until=10_000_000)
     assert len(rec.calls) == 100_000
@@ -831,7 +815,7 @@ def test_nobody_cared_disables_a_screaming_line() -> None:
 def test_nobody_cared_needs_more_than_99900_unhandled(handled: int, disabled: bool) -> None:
     """Invariant 44: at the 100000th counted event the line is disabled only if more than
     99900 of them were unhandled; either way both counters reset."""
-    k = machine(config=STORM)
+    k = make_kernel(cpus=1, trace=None, config=STORM)
     # call 1 is unhandled (starts the window), calls 2..handled+1 are handled
     rec = _storm(k, handled_calls=range(2, handled + 2), stop_after=100_000)
     k.run(until=10_000_000)
@@ -846,7 +830,7 @@ def test_nobody_cared_needs_more_than_99900_unhandled(handled: int, disabled: bo
 def test_spurious_disabled_shared_line_is_polled_every_hz_over_10() -> None:
     """Invariant 44 / section 7.3: a spurious-disabled (shared) line is polled every HZ/10
     by poll_spurious_irqs, which runs its handlers while the line stays disabled."""
-    k = machine(config=STORM)
+    k = make_kernel(cpus=1, trace=None, config=STORM)
     rec = _storm(k)
     k.run(until=10_000_000)  # disabled after ~100 us of virtual time
     assert line(k).spurious_disabled
@@ -859,7 +843,7 @@ def test_spurious_disabled_shared_line_is_polled_every_hz_over_10() -> None:
 def test_new_shared_request_reenables_a_spurious_disabled_line() -> None:
     """Invariant 45: a new shared request on a spurious-disabled line clears the flag, does
     one enable (depth 1 -> 0) and resets the counters; the new driver then handles it."""
-    k = machine(config=STORM)
+    k = make_kernel(cpus=1, trace=None, config=STORM)
     rec = _storm(k)
     k.run(until=10_000_000)
     assert line(k).spurious_disabled
@@ -880,7 +864,7 @@ def test_new_shared_request_reenables_a_spurious_disabled_line() -> None:
 def test_spurious_reenable_is_a_single_enable() -> None:
     """Invariant 45: the re-enable is one __enable_irq: if a driver also disabled the line,
     it stays disabled (depth 2 -> 1) until that driver's enable_irq."""
-    k = machine(config=STORM)
+    k = make_kernel(cpus=1, trace=None, config=STORM)
     rec = _storm(k)
     k.run(until=10_000_000)
     k.disable_irq(IRQ)

@@ -19,7 +19,6 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,65 +30,25 @@ from irqflow import (
     IRQ_HANDLED,
     IRQF_SHARED,
     Kernel,
-    KernelConfig,
     SleepInAtomicContext,
-    SoftIrq,
     Tasklet,
 )
-from irqflow.trace.event import TraceEvent
 from irqflow.trace.ftrace import format_trace
-
-HI = SoftIrq.HI_SOFTIRQ
-TIMER = SoftIrq.TIMER_SOFTIRQ
-NET_RX = SoftIrq.NET_RX_SOFTIRQ
-BLOCK = SoftIrq.BLOCK_SOFTIRQ
-TASKLET = SoftIrq.TASKLET_SOFTIRQ
-
-PASS_NS = 100
-US = 1_000
-MS = 1_000_000
-SOFTIRQ_OFFSET = 0x100
-HARDIRQ_OFFSET = 0x10000
-
-
-def make_kernel(cpus: int = 2, **overrides: Any) -> Kernel:
-    cfg: dict[str, Any] = {
-        "irq_entry_ns": 0,
-        "irq_exit_ns": 0,
-        "softirq_pass_ns": 0,
-        "tasklet_dispatch_ns": 0,
-        "context_switch_ns": 0,
-        "tick_ns": 0,
-        "min_loop_ns": PASS_NS,
-    }
-    cfg.update(overrides)
-    k = Kernel(cpus=cpus, config=KernelConfig(**cfg))
-    k.trace.enable("*")
-    return k
-
-
-def events(k: Kernel, name: str, cpu: int | None = None) -> list[TraceEvent]:
-    return [e for e in k.trace.events() if e.name == name and (cpu is None or e.cpu == cpu)]
-
-
-def irq_line(
-    k: Kernel,
-    irq: int,
-    body: Callable[[], None],
-    at: int | list[int],
-    cpus: set[int] | None = None,
-) -> None:
-    """Line ``irq`` whose handler runs ``body()``; raised at ``at``; pinned to ``cpus``."""
-
-    def handler(irq: int, dev_id: Any) -> int:
-        body()
-        return IRQ_HANDLED
-
-    k.request_irq(irq, handler, 0, f"dev{irq}", None)
-    if cpus is not None:
-        k.irq_set_affinity(irq, cpus)
-    for t in [at] if isinstance(at, int) else at:
-        k.call_at(t, k.raise_irq, irq)
+from support import (
+    BLOCK,
+    HARDIRQ_OFFSET,
+    HI,
+    MS,
+    NET_RX,
+    PASS_NS,
+    SOFTIRQ_OFFSET,
+    TASKLET,
+    TIMER,
+    US,
+    events,
+    irq_line,
+    make_kernel,
+)
 
 
 def handler_entries(k: Kernel, irq: int | None = None) -> list[tuple[int, int]]:

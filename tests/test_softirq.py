@@ -17,47 +17,27 @@ from typing import Any
 
 import pytest
 
-from irqflow import IRQ_HANDLED, Kernel, KernelConfig, SoftIrq, Tasklet
+from irqflow import IRQF_NO_THREAD, Kernel, Tasklet
 from irqflow.proc import softirqs as proc_softirqs
 from irqflow.trace.event import TraceEvent
-
-HI = SoftIrq.HI_SOFTIRQ
-TIMER = SoftIrq.TIMER_SOFTIRQ
-NET_TX = SoftIrq.NET_TX_SOFTIRQ
-NET_RX = SoftIrq.NET_RX_SOFTIRQ
-BLOCK = SoftIrq.BLOCK_SOFTIRQ
-TASKLET = SoftIrq.TASKLET_SOFTIRQ
-SCHED = SoftIrq.SCHED_SOFTIRQ
-RCU = SoftIrq.RCU_SOFTIRQ
-
-#: the CPU cost of one __do_softirq pass in these tests (softirq_pass_ns=0, min_loop_ns=100)
-PASS_NS = 100
-US = 1_000
-MS = 1_000_000
-
-SOFTIRQ_OFFSET = 0x100
-HARDIRQ_OFFSET = 0x10000
-
-
-def make_kernel(cpus: int = 2, **overrides: Any) -> Kernel:
-    """A machine where only handler time (and the softirq pass floor) costs CPU time."""
-    cfg: dict[str, Any] = {
-        "irq_entry_ns": 0,
-        "irq_exit_ns": 0,
-        "softirq_pass_ns": 0,
-        "tasklet_dispatch_ns": 0,
-        "context_switch_ns": 0,
-        "tick_ns": 0,
-        "min_loop_ns": PASS_NS,
-    }
-    cfg.update(overrides)
-    k = Kernel(cpus=cpus, config=KernelConfig(**cfg))
-    k.trace.enable("*")
-    return k
-
-
-def events(k: Kernel, name: str, cpu: int | None = None) -> list[TraceEvent]:
-    return [e for e in k.trace.events() if e.name == name and (cpu is None or e.cpu == cpu)]
+from support import (
+    BLOCK,
+    HARDIRQ_OFFSET,
+    HI,
+    MS,
+    NET_RX,
+    NET_TX,
+    PASS_NS,
+    RCU,
+    SCHED,
+    SOFTIRQ_OFFSET,
+    TASKLET,
+    TIMER,
+    US,
+    events,
+    irq_line,
+    make_kernel,
+)
 
 
 def entries(k: Kernel, cpu: int | None = None) -> list[TraceEvent]:
@@ -66,25 +46,6 @@ def entries(k: Kernel, cpu: int | None = None) -> list[TraceEvent]:
 
 def vecs(evs: list[TraceEvent]) -> list[int]:
     return [int(e.fields["vec"]) for e in evs]
-
-
-def irq_line(
-    k: Kernel,
-    irq: int,
-    cpu: int,
-    body: Callable[[], None],
-    at: int | list[int] | None = None,
-) -> None:
-    """Line ``irq`` pinned to ``cpu``; its handler runs ``body()``; raised at ``at``."""
-
-    def handler(irq: int, dev_id: Any) -> int:
-        body()
-        return IRQ_HANDLED
-
-    k.request_irq(irq, handler, 0, f"dev{irq}", None)
-    k.irq_set_affinity(irq, {cpu})
-    for t in [at] if isinstance(at, int) else at or []:
-        k.call_at(t, k.raise_irq, irq)
 
 
 def record(k: Kernel, log: list[tuple[Any, ...]], tag: str) -> Callable[[], None]:
@@ -136,7 +97,7 @@ def test_raise_in_hardirq_does_not_wake_ksoftirqd() -> None:
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     k.open_softirq(NET_RX, record(k, log, "rx"))
-    irq_line(k, 10, 1, lambda: k.raise_softirq_irqoff(NET_RX), at=10 * US)
+    irq_line(k, 10, lambda: k.raise_softirq_irqoff(NET_RX), at=10 * US, cpus={1})
     k.run(until=1 * MS)
 
     assert events(k, "irqflow:ksoftirqd_wakeup") == []
@@ -156,7 +117,7 @@ def test_raise_in_softirq_does_not_wake_ksoftirqd() -> None:
         k.raise_softirq_irqoff(TIMER)
 
     k.open_softirq(NET_RX, rx)
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=10 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=10 * US, cpus={0})
     k.run(until=1 * MS)
 
     assert k.statistics().ksoftirqd_wakeups == (0, 0)
@@ -195,8 +156,8 @@ def test_softirq_runs_on_the_raising_cpu() -> None:
     k = make_kernel()
     k.open_softirq(NET_RX, lambda: k.udelay(50))
     k.open_softirq(BLOCK, lambda: k.udelay(50))
-    irq_line(k, 10, 1, lambda: k.raise_softirq(NET_RX), at=[10 * US, 500 * US])
-    irq_line(k, 11, 0, lambda: k.raise_softirq(BLOCK), at=[10 * US])
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=[10 * US, 500 * US], cpus={1})
+    irq_line(k, 11, lambda: k.raise_softirq(BLOCK), at=[10 * US], cpus={0})
     k.run(until=2 * MS)
 
     assert [(e.cpu, int(e.fields["vec"])) for e in events(k, "irq:softirq_raise")] == [
@@ -239,7 +200,7 @@ def test_irq_exit_drops_hardirq_offset_before_running_softirqs() -> None:
             (k.preempt_count(), k.in_hardirq(), k.in_serving_softirq(), k.irqs_disabled())
         ),
     )
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=1 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=1 * US, cpus={0})
     k.run(until=1 * MS)
     assert seen == [(SOFTIRQ_OFFSET, False, True, False)]
     (entry,) = entries(k)
@@ -254,7 +215,7 @@ def test_irq_exit_does_not_run_softirqs_when_interrupting_bh_disabled_task() -> 
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     k.open_softirq(NET_RX, record(k, log, "rx"))
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=50 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=50 * US, cpus={0})
 
     def body(k: Kernel) -> None:
         with k.bh_disabled():
@@ -279,8 +240,8 @@ def test_hardirq_during_softirq_does_not_start_nested_run() -> None:
     k = make_kernel(cpus=1)
     k.open_softirq(NET_RX, lambda: k.udelay(100))
     k.open_softirq(TIMER, lambda: k.udelay(10))
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=10 * US)
-    irq_line(k, 11, 0, lambda: k.raise_softirq(TIMER), at=60 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=10 * US, cpus={0})
+    irq_line(k, 11, lambda: k.raise_softirq(TIMER), at=60 * US, cpus={0})
     k.run(until=1 * MS)
 
     rx_start = 10 * US + PASS_NS
@@ -325,7 +286,7 @@ def test_vectors_run_lowest_first_each_once_per_pass() -> None:
         for nr in (RCU, NET_RX, TIMER, SCHED, BLOCK, NET_RX, TIMER, RCU):
             k.raise_softirq(nr)
 
-    irq_line(k, 10, 0, handler_body, at=5 * US)
+    irq_line(k, 10, handler_body, at=5 * US, cpus={0})
     k.run(until=1 * MS)
     assert vecs(entries(k)) == [TIMER, NET_RX, BLOCK, SCHED, RCU]
     assert [e.ts for e in entries(k)] == [5 * US + PASS_NS + n * US for n in range(5)]
@@ -357,8 +318,8 @@ def test_mask_is_cleared_before_irqs_are_enabled() -> None:
         k.raise_softirq(NET_RX)
         k.raise_softirq(TIMER)
 
-    irq_line(k, 10, 0, first, at=1 * US)
-    irq_line(k, 11, 0, second, at=5 * US)  # arrives while IRQs are off in `first`
+    irq_line(k, 10, first, at=1 * US, cpus={0})
+    irq_line(k, 11, second, at=5 * US, cpus={0})  # arrives while IRQs are off in `first`
     k.run(until=1 * MS)
 
     (h11,) = [e for e in events(k, "irq:irq_handler_entry") if e.fields["irq"] == 11]
@@ -394,7 +355,7 @@ def test_vector_raised_during_pass_runs_in_next_pass() -> None:
     k.open_softirq(NET_RX, rx)
     k.open_softirq(TIMER, lambda: k.udelay(10))
     k.open_softirq(SCHED, lambda: k.udelay(10))
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=1 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=1 * US, cpus={0})
     k.run(until=1 * MS)
 
     t0 = 1 * US + PASS_NS
@@ -431,7 +392,7 @@ def test_at_most_ten_passes_then_ksoftirqd() -> None:
     ksoftirqd/0 is woken once and runs the rest."""
     k = make_kernel()
     runs = self_reraising(k, NET_RX, 25, 10 * US)
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=1 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=1 * US, cpus={0})
     k.run(until=10 * MS)
 
     assert [comm for _, comm in runs] == ["swapper/0"] * 10 + ["ksoftirqd/0"] * 15
@@ -449,7 +410,7 @@ def test_restart_limit_is_configurable() -> None:
     """Invariant 12: softirq_max_restart bounds the passes of one invocation."""
     k = make_kernel(softirq_max_restart=3)
     runs = self_reraising(k, NET_RX, 5, 10 * US)
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=1 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=1 * US, cpus={0})
     k.run(until=10 * MS)
     assert [comm for _, comm in runs] == ["swapper/0"] * 3 + ["ksoftirqd/0"] * 2
 
@@ -459,7 +420,7 @@ def test_restart_stops_after_a_pass_longer_than_max_softirq_time() -> None:
     than 4 ms always crosses it, so there is no restart and ksoftirqd takes over."""
     k = make_kernel()
     runs = self_reraising(k, NET_RX, 3, 4 * MS + 100 * US)
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=3 * MS)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=3 * MS, cpus={0})
     k.run(until=40 * MS)
     assert [comm for _, comm in runs] == ["swapper/0", "ksoftirqd/0", "ksoftirqd/0"]
     assert k.statistics().ksoftirqd_wakeups == (1, 0)
@@ -485,7 +446,7 @@ def test_restart_time_limit_counts_jiffies(hz: int, start: int, passes_in_irq: i
     in the jiffy the run starts."""
     k = make_kernel(hz=hz)
     runs = self_reraising(k, NET_RX, 8, 1 * MS)
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=start)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=start, cpus={0})
     k.run(until=40 * MS)
     comms = [comm for _, comm in runs]
     assert comms == ["swapper/0"] * passes_in_irq + ["ksoftirqd/0"] * (8 - passes_in_irq)
@@ -505,7 +466,7 @@ def test_restart_stops_on_need_resched() -> None:
 
     k.kthread_run(sleeper, "sleeper", cpu=0)
     runs = self_reraising(k, NET_RX, 20, 100 * US)
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=500 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=500 * US, cpus={0})
     k.run(until=20 * MS)
 
     # passes end at 0.5 ms + n * 100.1 us; the 5th one (ends 1.0005 ms) sees need_resched
@@ -601,8 +562,7 @@ def test_ksoftirqd_is_named_per_cpu_and_nice_0() -> None:
 def test_ksoftirqd_shares_cpu_fairly_with_cpu_bound_nice0_kthread() -> None:
     """Invariant 14: under a softirq flood ksoftirqd is an ordinary nice-0 thread: CFS
     gives it and a CPU-bound nice-0 kthread about the same CPU time (softirq vs user)."""
-    k = make_kernel(cpus=1)
-    k.trace.disable()
+    k = make_kernel(cpus=1, trace=None)
     end = 400 * MS
 
     def flood() -> None:
@@ -610,7 +570,7 @@ def test_ksoftirqd_shares_cpu_fairly_with_cpu_bound_nice0_kthread() -> None:
         k.raise_softirq(NET_RX)  # never stops: infinite softirq demand
 
     k.open_softirq(NET_RX, flood)
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=1 * MS)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=1 * MS, cpus={0})
 
     async def hog(k: Kernel) -> None:
         while k.now() < end:
@@ -632,11 +592,12 @@ def test_ksoftirqd_shares_cpu_fairly_with_cpu_bound_nice0_kthread() -> None:
 
 def test_threadirqs_irq_exit_wakes_ksoftirqd_instead_of_running() -> None:
     """Invariant 15: with forced threading irq_exit wakes ksoftirqd; the softirq runs in
-    ksoftirqd/N, not in the interrupted context."""
+    ksoftirqd/N, not in the interrupted context.  The line is IRQF_NO_THREAD (a timer-like
+    hard handler), so the raise happens in hard-IRQ context, not in an IRQ thread."""
     k = make_kernel(threadirqs=True)
     log: list[tuple[Any, ...]] = []
     k.open_softirq(NET_RX, record(k, log, "rx"))
-    irq_line(k, 10, 1, lambda: k.raise_softirq(NET_RX), at=10 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=10 * US, cpus={1}, flags=IRQF_NO_THREAD)
     k.run(until=1 * MS)
 
     (wake,) = events(k, "irqflow:ksoftirqd_wakeup")
@@ -652,7 +613,7 @@ def test_default_irq_exit_runs_softirqs_inline() -> None:
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     k.open_softirq(NET_RX, record(k, log, "rx"))
-    irq_line(k, 10, 1, lambda: k.raise_softirq(NET_RX), at=10 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=10 * US, cpus={1})
     k.run(until=1 * MS)
     assert [(cpu, comm) for _, _, cpu, comm, _ in log] == [(1, "swapper/1")]
     order = [e.name for e in k.trace.events() if e.cpu == 1 and e.name.startswith("irq")]
@@ -678,7 +639,7 @@ def deferral_scenario(defers: bool, *, with_hi_tasklet: bool = False) -> list[tu
         if with_hi_tasklet:
             k.tasklet_hi_schedule(t)
 
-    irq_line(k, 10, 0, handler_body, at=100 * US)
+    irq_line(k, 10, handler_body, at=100 * US, cpus={0})
 
     def body(k: Kernel) -> None:
         k.raise_softirq(TIMER)
@@ -770,8 +731,8 @@ def test_same_vector_runs_concurrently_on_two_cpus() -> None:
     and CPU 1 over the same interval."""
     k = make_kernel()
     k.open_softirq(NET_RX, lambda: k.udelay(100))
-    irq_line(k, 10, 0, lambda: k.raise_softirq(NET_RX), at=10 * US)
-    irq_line(k, 11, 1, lambda: k.raise_softirq(NET_RX), at=20 * US)
+    irq_line(k, 10, lambda: k.raise_softirq(NET_RX), at=10 * US, cpus={0})
+    irq_line(k, 11, lambda: k.raise_softirq(NET_RX), at=20 * US, cpus={1})
     k.run(until=1 * MS)
     spans = {e.cpu: e.ts for e in entries(k)}, {e.cpu: e.ts for e in events(k, "irq:softirq_exit")}
     assert spans == (
@@ -802,7 +763,7 @@ def test_proc_softirqs_counts_executions_not_raises() -> None:
         for _ in range(3):
             k.raise_softirq(NET_RX)
 
-    irq_line(k, 10, 1, handler_body, at=10 * US)
+    irq_line(k, 10, handler_body, at=10 * US, cpus={1})
     k.run(until=1 * MS)
 
     raises = events(k, "irq:softirq_raise")
@@ -830,7 +791,7 @@ def test_proc_softirqs_counts_one_per_vector_per_pass_across_vectors() -> None:
         k.tasklet_schedule(t_lo1)
         k.tasklet_schedule(t_lo2)  # a second tasklet on the same vector: still one run
 
-    irq_line(k, 10, 0, handler_body, at=10 * US)
+    irq_line(k, 10, handler_body, at=10 * US, cpus={0})
     k.run(until=1 * MS)
     snap = k.statistics()
     assert snap.softirqs["HI"] == (1, 0)

@@ -2,59 +2,28 @@
 
 Tasklets are identified by their ``data`` argument: each callback logs
 ``(data, time, cpu, comm)`` when it starts, so the tests check exact run counts, CPUs,
-orders and virtual times.  Timing model as in test_softirq.py: every kernel path cost is
-0 except one ``__do_softirq`` pass (``PASS_NS``).
+orders and virtual times.  Timing model as in support.py: every kernel path cost is 0
+except one ``__do_softirq`` pass (``PASS_NS``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from irqflow import IRQ_HANDLED, Kernel, KernelConfig, SoftIrq, Tasklet
-from irqflow.trace.event import TraceEvent
-
-HI = SoftIrq.HI_SOFTIRQ
-TIMER = SoftIrq.TIMER_SOFTIRQ
-NET_RX = SoftIrq.NET_RX_SOFTIRQ
-BLOCK = SoftIrq.BLOCK_SOFTIRQ
-TASKLET = SoftIrq.TASKLET_SOFTIRQ
-
-PASS_NS = 100
-US = 1_000
-MS = 1_000_000
-
-
-def make_kernel(cpus: int = 2, trace: str = "*") -> Kernel:
-    cfg = KernelConfig(
-        irq_entry_ns=0,
-        irq_exit_ns=0,
-        softirq_pass_ns=0,
-        tasklet_dispatch_ns=0,
-        context_switch_ns=0,
-        tick_ns=0,
-        min_loop_ns=PASS_NS,
-    )
-    k = Kernel(cpus=cpus, config=cfg)
-    k.trace.enable(trace)
-    return k
-
-
-def events(k: Kernel, name: str, cpu: int | None = None) -> list[TraceEvent]:
-    return [e for e in k.trace.events() if e.name == name and (cpu is None or e.cpu == cpu)]
-
-
-def irq_line(k: Kernel, irq: int, cpu: int, body: Callable[[], None], at: int | list[int]) -> None:
-    """Line ``irq`` pinned to ``cpu``; its handler runs ``body()``; raised at ``at``."""
-
-    def handler(irq: int, dev_id: Any) -> int:
-        body()
-        return IRQ_HANDLED
-
-    k.request_irq(irq, handler, 0, f"dev{irq}", None)
-    k.irq_set_affinity(irq, {cpu})
-    for t in [at] if isinstance(at, int) else at:
-        k.call_at(t, k.raise_irq, irq)
+from irqflow import Kernel, Tasklet
+from support import (
+    BLOCK,
+    HI,
+    MS,
+    NET_RX,
+    PASS_NS,
+    TASKLET,
+    TIMER,
+    US,
+    events,
+    irq_line,
+    make_kernel,
+)
 
 
 def logging_tasklet(k: Kernel, log: list[tuple[Any, ...]], label: str, cost_us: int = 0) -> Tasklet:
@@ -82,7 +51,7 @@ def test_schedule_while_sched_is_a_noop() -> None:
         for _ in range(3):
             k.tasklet_schedule(t)
 
-    irq_line(k, 10, 0, body, at=10 * US)
+    irq_line(k, 10, body, at=10 * US, cpus={0})
     k.run(until=1 * MS)
     assert log == [("t", 10 * US + PASS_NS, 0, "swapper/0")]
     assert [int(e.fields["vec"]) for e in events(k, "irq:softirq_raise")] == [TASKLET]
@@ -100,8 +69,8 @@ def test_schedule_from_other_cpu_while_queued_is_a_noop() -> None:
         k.tasklet_schedule(t)  # queued at 10 us; runs after this 100 us handler
         k.udelay(100)
 
-    irq_line(k, 10, 0, long_handler, at=10 * US)
-    irq_line(k, 11, 1, lambda: k.tasklet_schedule(t), at=50 * US)
+    irq_line(k, 10, long_handler, at=10 * US, cpus={0})
+    irq_line(k, 11, lambda: k.tasklet_schedule(t), at=50 * US, cpus={1})
     k.run(until=1 * MS)
     assert log == [("t", 110 * US + PASS_NS, 0, "swapper/0")]
     assert [e.cpu for e in events(k, "irq:softirq_raise")] == [0]
@@ -123,7 +92,7 @@ def test_tasklets_run_fifo_on_the_scheduling_cpu() -> None:
         k.tasklet_schedule(b)
         k.tasklet_schedule(c)
 
-    irq_line(k, 10, 1, body, at=10 * US)
+    irq_line(k, 10, body, at=10 * US, cpus={1})
     k.run(until=1 * MS)
     start = 10 * US + PASS_NS
     assert log == [
@@ -140,8 +109,8 @@ def test_tasklet_runs_where_it_was_scheduled_not_where_it_ran_before() -> None:
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     t = logging_tasklet(k, log, "t")
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=10 * US)
-    irq_line(k, 11, 1, lambda: k.tasklet_schedule(t), at=500 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={0})
+    irq_line(k, 11, lambda: k.tasklet_schedule(t), at=500 * US, cpus={1})
     k.run(until=1 * MS)
     assert log == [
         ("t", 10 * US + PASS_NS, 0, "swapper/0"),
@@ -173,7 +142,7 @@ def test_hi_and_normal_lists_are_separate_fifos() -> None:
         k.tasklet_schedule(n2)
         k.tasklet_hi_schedule(h2)
 
-    irq_line(k, 10, 0, body, at=10 * US)
+    irq_line(k, 10, body, at=10 * US, cpus={0})
     k.run(until=1 * MS)
     assert [name for name, *_ in log] == ["h1", "h2", "n1", "n2"]
 
@@ -188,8 +157,8 @@ def test_tasklet_never_runs_on_two_cpus_at_once() -> None:
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     t = logging_tasklet(k, log, "t", cost_us=200)
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=10 * US)
-    irq_line(k, 11, 1, lambda: k.tasklet_schedule(t), at=50 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={0})
+    irq_line(k, 11, lambda: k.tasklet_schedule(t), at=50 * US, cpus={1})
     k.run(until=5 * MS)
 
     first_start = 10 * US + PASS_NS
@@ -222,8 +191,8 @@ def test_different_tasklets_run_in_parallel_on_different_cpus() -> None:
     log: list[tuple[Any, ...]] = []
     a = logging_tasklet(k, log, "a", cost_us=100)
     b = logging_tasklet(k, log, "b", cost_us=100)
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(a), at=10 * US)
-    irq_line(k, 11, 1, lambda: k.tasklet_schedule(b), at=20 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(a), at=10 * US, cpus={0})
+    irq_line(k, 11, lambda: k.tasklet_schedule(b), at=20 * US, cpus={1})
     k.run(until=1 * MS)
     assert log == [
         ("a", 10 * US + PASS_NS, 0, "swapper/0"),
@@ -248,7 +217,7 @@ def test_sched_cleared_before_callback_reschedule_from_itself_runs_once_more() -
             k.tasklet_schedule(t)  # coalesces with the first
 
     t = Tasklet(func)
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=10 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={0})
     k.run(until=1 * MS)
 
     first = 10 * US + PASS_NS
@@ -283,7 +252,7 @@ def test_disabled_scheduled_tasklet_stays_scheduled_and_runs_after_enable() -> N
     t = logging_tasklet(k, log, "t")
     k.tasklet_disable(t)  # not running anywhere: returns at once
     assert k.now() == 0
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=10 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={0})
     k.run(until=300 * US)
 
     assert log == []
@@ -329,7 +298,7 @@ def test_tasklet_disable_waits_for_running_instance() -> None:
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     t = logging_tasklet(k, log, "t", cost_us=500)
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=[10 * US, 700 * US])
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=[10 * US, 700 * US], cpus={0})
     k.run(until=100 * US)
     assert t.running
 
@@ -352,7 +321,7 @@ def test_tasklet_disable_nosync_does_not_wait() -> None:
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     t = logging_tasklet(k, log, "t", cost_us=500)
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=10 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={0})
     k.run(until=100 * US)
     k.tasklet_disable_nosync(t)
     assert k.now() == 100 * US
@@ -375,7 +344,7 @@ def test_tasklet_kill_waits_until_neither_scheduled_nor_running() -> None:
         k.tasklet_schedule(t)
         k.udelay(100)
 
-    irq_line(k, 10, 0, long_handler, at=10 * US)
+    irq_line(k, 10, long_handler, at=10 * US, cpus={0})
     k.run(until=50 * US)
     assert t.scheduled and not t.running
 
@@ -391,7 +360,7 @@ def test_tasklet_kill_waits_for_a_running_callback() -> None:
     k = make_kernel()
     log: list[tuple[Any, ...]] = []
     t = logging_tasklet(k, log, "t", cost_us=300)
-    irq_line(k, 10, 1, lambda: k.tasklet_schedule(t), at=10 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={1})
     k.run(until=20 * US)
     assert t.running
     k.tasklet_kill(t)
@@ -409,7 +378,7 @@ def test_tasklet_kill_on_idle_tasklet_returns_at_once_and_it_can_be_reused() -> 
     k.run(until=10 * US)
     k.tasklet_kill(t)
     assert k.now() == 10 * US
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=20 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=20 * US, cpus={0})
     k.run(until=1 * MS)
     assert log == [("t", 20 * US + PASS_NS, 0, "swapper/0")]
 
@@ -429,7 +398,7 @@ def test_tasklet_kill_stops_a_self_rescheduling_tasklet() -> None:
             k.tasklet_schedule(t)
 
     t = Tasklet(func)
-    irq_line(k, 10, 0, lambda: k.tasklet_schedule(t), at=10 * US)
+    irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={0})
     k.run(until=15 * US)
     assert t.running and t.scheduled  # run 1 is running and has queued run 2
 
@@ -462,7 +431,7 @@ def test_hi_tasklets_run_in_vector_0_before_timer_and_net_rx() -> None:
         k.raise_softirq(TIMER)
         k.tasklet_hi_schedule(hi)
 
-    irq_line(k, 10, 0, body, at=10 * US)
+    irq_line(k, 10, body, at=10 * US, cpus={0})
     k.run(until=1 * MS)
     assert order == ["hi tasklet", "TIMER", "NET_RX", "BLOCK", "tasklet"]
 

@@ -57,6 +57,24 @@ from irqflow.trace.tracer import Tracer
 Flow = Generator[Any, Any, None]
 
 
+class _MSleep:
+    """``await k.msleep(ms)``: like the kernel's msleep, an early wake-up (wake_up_process
+    on the sleeping thread) only sends it back to sleep for the time that is left."""
+
+    __slots__ = ("_k", "_ns")
+
+    def __init__(self, k: KernelCore, ns: int) -> None:
+        self._k = k
+        self._ns = ns
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        deadline = self._k.now() + self._ns
+        left = self._ns
+        while left > 0:
+            yield Sleep(left)
+            left = deadline - self._k.now()
+
+
 class _Await:
     """An awaitable that hands one effect to the engine (``await k.msleep(10)``)."""
 
@@ -299,13 +317,13 @@ class KernelCore(IrqManageMixin, ContextMixin):
 
         return self._spawn(name, cpu, body, policy=policy, prio=prio, nice=nice, acct=cpumod.USER)
 
-    def msleep(self, ms: float) -> _Await:
+    def msleep(self, ms: float) -> _MSleep:
         """``await k.msleep(ms)`` from a kernel thread: sleep (never in atomic context)."""
         self._this_cpu("msleep")
         self.might_sleep(f"msleep({ms})")
         if ms < 0:
             raise ValueError(f"msleep({ms}): cannot sleep a negative time")
-        return _Await(Sleep(int(ms * 1_000_000)))
+        return _MSleep(self, int(ms * 1_000_000))
 
     def cond_resched(self) -> _Await:
         """``await k.cond_resched()``: let another task run if one should."""

@@ -51,7 +51,22 @@ def state_names(state: int) -> str:
 class IrqAction:
     """One ``request_irq`` registration on a line."""
 
-    __slots__ = ("dev_id", "flags", "handler", "irq", "name", "run", "thread_fn", "warned_wake")
+    __slots__ = (
+        "dev_id",
+        "flags",
+        "forced",
+        "handler",
+        "irq",
+        "name",
+        "run",
+        "runthread",
+        "secondary",
+        "stopping",
+        "thread",
+        "thread_fn",
+        "thread_mask",
+        "warned_wake",
+    )
 
     def __init__(
         self,
@@ -71,6 +86,19 @@ class IrqAction:
         self.warned_wake = False
         #: the effect that calls the handler (built once: the hot path allocates nothing)
         self.run = Run(handler, (irq, dev_id), name, irq)
+        # threaded handlers (kernel/irq/manage.c)
+        #: the IRQ thread ``irq/N-name`` (a Task), if the action has a thread_fn
+        self.thread: Any = None
+        #: IRQTF_RUNTHREAD: the thread has to run (further wakes coalesce into it)
+        self.runthread = False
+        #: this ONESHOT action's bit in ``desc.threads_oneshot``
+        self.thread_mask = 0
+        #: IRQTF_FORCED_THREAD: forced threading moved the hard handler into the thread
+        self.forced = False
+        #: forced threading's second action for the original thread_fn (irq/N-s-name)
+        self.secondary: IrqAction | None = None
+        #: free_irq is stopping the thread
+        self.stopping = False
 
     def __repr__(self) -> str:
         return f"<IrqAction irq={self.irq} name={self.name!r} flags={self.flags:#x}>"
@@ -104,6 +132,8 @@ class IrqDesc:
         "rr_next",
         "state",
         "threads_active",
+        "threads_handled",
+        "threads_handled_last",
         "threads_oneshot",
         "trigger",
         "unhandled",
@@ -144,6 +174,9 @@ class IrqDesc:
         # threaded handlers (process-context issue)
         self.threads_oneshot = 0
         self.threads_active = 0
+        #: thread runs that returned IRQ_HANDLED, and the spurious detector's last look
+        self.threads_handled = 0
+        self.threads_handled_last = 0
 
     @property
     def name(self) -> str:

@@ -5,12 +5,11 @@ resend, affinity, and the hardware side (``raise_irq``, ``set_irq_level``)
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from irqflow.core import cpu as cpumod
 from irqflow.core.base import KernelBase
 from irqflow.core.constants import (
-    IRQ_WAKE_THREAD,
     IRQF_COND_ONESHOT,
     IRQF_EDGE_MASK,
     IRQF_LEVEL_MASK,
@@ -22,7 +21,6 @@ from irqflow.core.constants import (
 )
 from irqflow.core.cpu import Cpu
 from irqflow.core.errors import (
-    InternalError,
     IrqflowError,
     RequestError,
 )
@@ -33,6 +31,7 @@ from irqflow.core.irq.desc import (
     INPROGRESS,
     LEVEL,
     MASKED,
+    ONESHOT,
     PENDING,
     REPLAY,
     SPURIOUS_DISABLED,
@@ -40,13 +39,15 @@ from irqflow.core.irq.desc import (
     IrqDesc,
 )
 from irqflow.core.irq.flow import handle_edge_irq, handle_level_irq
+from irqflow.core.irq.thread import (
+    default_primary,
+    irq_wake_thread,
+    setup_forced_threading,
+    start_threads,
+    stop_threads,
+)
 
 Flow = Generator[Any, Any, None]
-
-
-def _default_primary(irq: int, dev_id: Any) -> int:
-    """``irq_default_primary_handler``: always wake the thread."""
-    return int(IRQ_WAKE_THREAD)
 
 
 if TYPE_CHECKING:
@@ -169,13 +170,12 @@ class IrqManageMixin(KernelBase):
                     "IRQF_ONESHOT; the line would re-fire before the thread runs. "
                     "Add IRQF_ONESHOT",
                 )
-            handler = _default_primary
+            handler = default_primary
         if not callable(handler):
             raise TypeError(f"{what}: handler {handler!r} is not callable as handler(irq, dev_id)")
-        if thread_fn is not None:
-            raise IrqflowError(
-                f"{what}: threaded handlers (IRQ threads irq/N-name) are not available yet; "
-                "register a hard handler with request_irq"
+        if thread_fn is not None and not callable(thread_fn):
+            raise TypeError(
+                f"{what}: thread_fn {thread_fn!r} is not callable as thread_fn(irq, dev_id)"
             )
         name = name or getattr(handler, "__name__", f"irq{irq}")
         if desc.actions:
@@ -201,6 +201,17 @@ class IrqManageMixin(KernelBase):
             if flags & IRQF_COND_ONESHOT and oldf & IRQF_ONESHOT:
                 flags |= IRQF_ONESHOT
         action = IrqAction(irq, handler, flags, name, dev_id, thread_fn)
+        setup_forced_threading(cast("KernelCore", self), action)
+        if action.flags & IRQF_ONESHOT:
+            used = 0
+            for other in desc.actions:
+                used |= other.thread_mask
+            bit = 1
+            while used & bit:
+                bit <<= 1
+            action.thread_mask = bit
+            desc.state |= ONESHOT
+        flags = action.flags
         first = not desc.actions
         desc.actions.append(action)  # appended at the tail: called in this order (inv. 27)
         if first:
@@ -226,6 +237,7 @@ class IrqManageMixin(KernelBase):
             self._enable(desc)
         desc.irq_count = 0
         desc.irqs_unhandled = 0
+        start_threads(cast("KernelCore", self), desc, action)
 
     def free_irq(self, irq: int, dev_id: Any = None) -> str:
         """Remove the action registered with ``dev_id``; returns its name. Waits (outside
@@ -249,8 +261,12 @@ class IrqManageMixin(KernelBase):
             desc.state |= DISABLED
             desc.orphan_pending()
             chip.shutdown(desc)
+        stop_threads(cast("KernelCore", self), action)
         if c is None:
-            self._wait(lambda: not desc.state & INPROGRESS, f"free_irq({irq})")
+            self._wait(
+                lambda: not desc.state & INPROGRESS and desc.threads_active == 0,
+                f"free_irq({irq})",
+            )
         return action.name
 
     def disable_irq_nosync(self, irq: int) -> None:
@@ -310,17 +326,7 @@ class IrqManageMixin(KernelBase):
         )
 
     def _irq_wake_thread(self, c: Cpu, desc: IrqDesc, action: IrqAction) -> None:
-        if action.thread_fn is None:
-            if not action.warned_wake:
-                action.warned_wake = True
-                self.log(
-                    c,
-                    "warn",
-                    f"IRQ {desc.irq} device {action.name} returned IRQ_WAKE_THREAD but no "
-                    "thread function available.",
-                )
-            return
-        raise InternalError("threaded handler woken but threads are not built")
+        irq_wake_thread(cast("KernelCore", self), c, desc, action)
 
     def irq_state(self, irq: int) -> str:
         """The line's state bits as text, e.g. ``"DISABLED|MASKED"`` (for debugging)."""

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 Flow = Generator[Any, Any, None]
 
+#: bit 31 of threads_handled_last: the verdict on a threaded event is deferred
+SPURIOUS_DEFERRED = 1 << 31
 #: note_interrupt reports at most this many bogus return values system-wide
 MAX_BOGUS_REPORTS = 100
 
@@ -37,6 +39,22 @@ def note_interrupt(k: KernelCore, c: Cpu, desc: IrqDesc, ret: int) -> None:
             k._bogus_reports += 1
             k.log(c, "err", f"irq event {desc.irq}: bogus return value {ret:x}")
         return
+    if ret & 2:
+        # threaded handlers: the verdict on this event is the threads' verdict on the
+        # previous one (kernel-semantics 7.2); IRQ_HANDLED from a primary settles it now
+        if ret == 2:
+            handled = desc.threads_handled | SPURIOUS_DEFERRED
+            if not desc.threads_handled_last & SPURIOUS_DEFERRED:
+                desc.threads_handled_last |= SPURIOUS_DEFERRED
+                return
+            if handled != desc.threads_handled_last:
+                ret = 1
+                desc.threads_handled_last = handled
+            else:
+                ret = 0
+        else:
+            desc.threads_handled_last &= ~SPURIOUS_DEFERRED
+            ret = 1
     if ret == 0:
         desc.unhandled += 1
         jiffies = k.jiffies
