@@ -68,11 +68,9 @@ def test_handler_none_needs_oneshot_and_then_the_default_primary_wakes_the_threa
     assert calls == [24]
 
 
-def test_oneshot_level_line_stays_masked_until_the_thread_finishes() -> None:
-    """Invariant 39: the primary does not quiet the level device; with ONESHOT the line
-    stays masked until the thread (which quiets it after 2 ms of sleep) has finished, so
-    the primary runs exactly once."""
-    k = make()
+def _slow_level_device(k: Kernel, flags: int) -> list[int]:
+    """Line 30, level: the primary only wakes the thread; the thread quiets the device
+    after sleeping 2 ms.  Returns the list the primary appends its call times to."""
     primary_calls: list[int] = []
 
     def primary(irq: int, dev: object) -> Any:
@@ -84,9 +82,17 @@ def test_oneshot_level_line_stays_masked_until_the_thread_finishes() -> None:
         k.set_irq_level(irq, False)  # talk to the device: it lets go of the line
         return IRQ_HANDLED
 
-    k.request_threaded_irq(30, primary, thread_fn, flags=IRQF_ONESHOT | IRQF_TRIGGER_HIGH,
-                           name="i2c")  # fmt: skip
+    k.request_threaded_irq(30, primary, thread_fn, flags=flags | IRQF_TRIGGER_HIGH, name="i2c")
     k.call_at(10 * US, k.set_irq_level, 30, True)
+    return primary_calls
+
+
+def test_oneshot_level_line_stays_masked_until_the_thread_finishes() -> None:
+    """Invariant 39: the primary does not quiet the level device; with ONESHOT the line
+    stays masked until the thread (which quiets it after 2 ms of sleep) has finished, so
+    the primary runs exactly once."""
+    k = make()
+    primary_calls = _slow_level_device(k, IRQF_ONESHOT)
     k.run(until=1 * MS)
     assert "MASKED" in k.irq_state(30)  # mid-sleep: still masked
     k.run(until=10 * MS)
@@ -100,19 +106,7 @@ def test_without_oneshot_the_level_line_refires_while_the_thread_sleeps() -> Non
     """Invariant 39, the contrast: without ONESHOT the unmasked, still-asserted line fires
     again and again while the thread sleeps (the storm ONESHOT exists to prevent)."""
     k = make()
-    primary_calls: list[int] = []
-
-    def primary(irq: int, dev: object) -> Any:
-        primary_calls.append(k.now())
-        return IRQ_WAKE_THREAD
-
-    async def thread_fn(irq: int, dev: object) -> Any:
-        await k.msleep(2)
-        k.set_irq_level(irq, False)
-        return IRQ_HANDLED
-
-    k.request_threaded_irq(30, primary, thread_fn, flags=IRQF_TRIGGER_HIGH, name="i2c")
-    k.call_at(10 * US, k.set_irq_level, 30, True)
+    primary_calls = _slow_level_device(k, 0)
     k.run(until=10 * MS)
     assert len(primary_calls) > 100
 

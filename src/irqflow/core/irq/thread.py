@@ -14,7 +14,7 @@ IRQs disabled, and the softirqs it raises run at its ``local_bh_enable`` (invari
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import (
@@ -81,27 +81,22 @@ def start_threads(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
     """Create ``irq/N-name`` (and ``irq/N-s-name`` for a forced secondary)."""
     if action.thread_fn is None:
         return
-    cpu = desc.affinity[0]
-    action.thread = k._spawn(
-        f"irq/{desc.irq}-{action.name}",
-        cpu,
-        lambda: irq_thread(k, desc, action),
-        policy="fifo",
-        prio=IRQ_THREAD_RT_PRIORITY,
-        acct=SYSTEM,
-        start=False,
-    )
-    sec = action.secondary
-    if sec is not None:
-        sec.thread = k._spawn(
-            f"irq/{desc.irq}-s-{action.name}",
-            cpu,
-            lambda: irq_thread(k, desc, sec),
-            policy="fifo",
-            prio=IRQ_THREAD_RT_PRIORITY,
-            acct=SYSTEM,
-            start=False,
-        )
+    for act, comm in ((action, f"irq/{desc.irq}-{action.name}"),
+                      (action.secondary, f"irq/{desc.irq}-s-{action.name}")):  # fmt: skip
+        if act is not None:
+            act.thread = k._spawn(
+                comm,
+                desc.affinity[0],
+                _thread_body(k, desc, act),
+                policy="fifo",
+                prio=IRQ_THREAD_RT_PRIORITY,
+                acct=SYSTEM,
+                start=False,
+            )
+
+
+def _thread_body(k: KernelCore, desc: IrqDesc, action: IrqAction) -> Callable[[], Flow]:
+    return lambda: irq_thread(k, desc, action)
 
 
 def stop_threads(k: KernelCore, action: IrqAction) -> None:
