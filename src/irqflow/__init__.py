@@ -45,6 +45,7 @@ from irqflow.core.errors import (
 )
 from irqflow.core.sched import Task
 from irqflow.core.tasklet import Tasklet
+from irqflow.core.timer import Timer
 from irqflow.kernel import Kernel
 
 __version__ = "0.1.0"
@@ -86,5 +87,6 @@ __all__ = [
     "SoftIrq",
     "Task",
     "Tasklet",
+    "Timer",
     "proc",
 ]

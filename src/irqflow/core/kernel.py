@@ -50,7 +50,7 @@ from irqflow.core.tasklet import (
     tasklet_hi_action,
     tasklet_schedule_on,
 )
-from irqflow.core.timer import run_timer_softirq
+from irqflow.core.timer import Timer, arm, run_timer_softirq
 from irqflow.stats.snapshot import CpuTimes, IrqStats, LogRecord, Oops, Snapshot
 from irqflow.trace.tracer import Tracer
 
@@ -267,6 +267,57 @@ class KernelCore(IrqManageMixin, ContextMixin):
             t.state |= TASKLET_STATE_SCHED
         self._wait(lambda: not t.state & TASKLET_STATE_RUN, f"tasklet_kill({t.name})")
         t.state &= ~TASKLET_STATE_SCHED
+
+    # ------------------------------------------------------------------ timers
+    def _timer_cpu(self) -> Cpu:
+        c = self.engine.current_cpu
+        return c if c is not None else self.cpus[0]
+
+    @staticmethod
+    def _check_timer(t: Any, what: str, expires: int | None = None) -> Timer:
+        if not isinstance(t, Timer):
+            raise TypeError(f"{what}: expected an irqflow.Timer, got {t!r}")
+        if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
+            raise TypeError(
+                f"{what}({t.name}, {expires!r}): expires is an absolute time in jiffies "
+                "(k.jiffies + k.msecs_to_jiffies(ms))"
+            )
+        return t
+
+    def add_timer(self, t: Timer, expires: int) -> None:
+        """Arm ``t`` for jiffy ``expires`` on this CPU (CPU 0 from outside the machine)."""
+        self._check_timer(t, "add_timer", expires)
+        if t.pending:
+            raise IrqflowError(
+                f"add_timer({t.name}): the timer is already pending (expires {t.expires}); "
+                "use mod_timer to move it"
+            )
+        arm(self, self._timer_cpu(), t, expires)
+
+    def mod_timer(self, t: Timer, expires: int) -> bool:
+        """Move ``t`` to ``expires`` (arming it if idle); True if it was pending."""
+        self._check_timer(t, "mod_timer", expires)
+        was = t.pending
+        if was and t.expires == expires:
+            return True  # same expiry: nothing to do
+        arm(self, self._timer_cpu(), t, expires)
+        return was
+
+    def del_timer(self, t: Timer) -> bool:
+        """Deactivate ``t``; True if it was pending.  Does not wait for a running callback."""
+        self._check_timer(t, "del_timer")
+        was = t.pending
+        t.pending = False
+        return was
+
+    def del_timer_sync(self, t: Timer) -> bool:
+        """Deactivate ``t`` and wait until its callback is not running anywhere."""
+        was = self.del_timer(t)
+        self._wait(lambda: not t.running, f"del_timer_sync({t.name})")
+        return was
+
+    def timer_pending(self, t: Timer) -> bool:
+        return self._check_timer(t, "timer_pending").pending
 
     # ------------------------------------------------------------------ threads
     def _spawn(

@@ -1,13 +1,21 @@
-"""Kernel-internal timers on TIMER_SOFTIRQ (kernel/time/timer.c, reduced).
+"""Timers on TIMER_SOFTIRQ (kernel/time/timer.c, without the wheel).
 
-Each CPU keeps its pending timers in a heap ordered by expiry (in jiffies) and by
-arming order.  The tick raises TIMER_SOFTIRQ only when the earliest timer is due
-(invariant 63), and ``run_timer_softirq`` runs every due timer's flow in softirq
-context, on the CPU that armed it, never before its expiry.  An idle CPU keeps its
-tick while it has timers (NO_HZ stops the tick only when nothing is pending).
+``Timer(func, data)`` is a ``timer_list``: ``k.add_timer(t, expires)`` arms it on the
+calling CPU's base (CPU 0 when called from outside the machine) for jiffy ``expires``;
+each CPU keeps its timers in a heap ordered by expiry and arming order.  The tick raises
+TIMER_SOFTIRQ only when the earliest timer is due (invariant 63), and
+``run_timer_softirq`` runs every due timer in softirq context on that CPU, never before
+its expiry.  An idle CPU keeps its tick while it has timers pending (NO_HZ stops it only
+when nothing is pending).
 
-The kernel uses these for its own periodic work (the spurious-IRQ poller); the public
-``Timer`` API builds on the same base.
+Granularity: a timer fires at the first tick at or after ``expires``, i.e. to the jiffy.
+The kernel's wheel rounds long timeouts *up* to its level's granule (8^n jiffies at level
+n), so a kernel timer set far ahead may fire later than irqflow's; neither ever fires
+early.  Within one jiffy, timers fire in arming order (the kernel's bucket order is
+reverse insertion: a documented difference).
+
+The kernel's own periodic work (the spurious-IRQ poller) uses the same base with a
+kernel flow instead of a driver callback.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import TIMER_SOFTIRQ
+from irqflow.core.effects import Run
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
@@ -27,11 +36,59 @@ Flow = Generator[Any, Any, None]
 TimerFlow = Callable[["KernelCore", "Cpu"], Flow]
 
 
-def add_kernel_timer(k: KernelCore, c: Cpu, expires: int, fn: TimerFlow) -> None:
-    """Arm ``fn(k, c)`` to run from TIMER_SOFTIRQ on ``c`` at jiffies ``expires``."""
+def _name(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return name.rpartition("<locals>.")[2] if name else repr(func)
+
+
+class Timer:
+    """``struct timer_list``: ``func(data)`` runs in TIMER_SOFTIRQ once its expiry (in
+    jiffies) has come.  It must not sleep."""
+
+    __slots__ = ("cpu", "data", "expires", "flow", "func", "name", "pending", "running", "seq")
+
+    def __init__(
+        self,
+        func: Callable[[Any], Any] | None,
+        data: Any = None,
+        *,
+        name: str | None = None,
+        flow: TimerFlow | None = None,
+    ) -> None:
+        if flow is None and not callable(func):
+            raise TypeError(f"Timer(func={func!r}): func must be callable as func(data)")
+        self.func = func
+        self.data = data
+        self.flow = flow
+        target: Callable[..., Any] | None = func if func is not None else flow
+        self.name = name or (_name(target) if target is not None else "timer")
+        self.expires = 0
+        #: armed and not yet run (timer_pending())
+        self.pending = False
+        #: the callback runs now (del_timer_sync waits for this)
+        self.running = False
+        self.cpu = 0
+        self.seq = 0
+
+    def __repr__(self) -> str:
+        state = "pending" if self.pending else "running" if self.running else "idle"
+        return f"<Timer {self.name} expires={self.expires} {state}>"
+
+
+def arm(k: KernelCore, c: Cpu, t: Timer, expires: int) -> None:
+    """Put ``t`` on ``c``'s base for jiffy ``expires`` (an older entry goes stale)."""
     k._timer_seq += 1
-    heapq.heappush(c.timers, (expires, k._timer_seq, fn))
+    t.seq = k._timer_seq
+    t.expires = expires
+    t.cpu = c.nr
+    t.pending = True
+    heapq.heappush(c.timers, (expires, t.seq, t))
     k.engine.ensure_tick(c)
+
+
+def add_kernel_timer(k: KernelCore, c: Cpu, expires: int, fn: TimerFlow) -> None:
+    """Arm the kernel flow ``fn(k, c)`` to run from TIMER_SOFTIRQ on ``c`` at ``expires``."""
+    arm(k, c, Timer(None, flow=fn), expires)
 
 
 def run_local_timers(k: KernelCore, c: Cpu) -> None:
@@ -45,8 +102,23 @@ def run_timer_softirq(k: KernelCore, c: Cpu) -> Flow:
     """TIMER_SOFTIRQ's kernel action: run every due timer, earliest first."""
     timers = c.timers
     now = k.jiffies
-    due = []
+    due: list[Timer] = []
     while timers and timers[0][0] <= now:
-        due.append(heapq.heappop(timers)[2])
-    for fn in due:
-        yield from fn(k, c)
+        _, seq, t = heapq.heappop(timers)
+        if t.pending and t.seq == seq:  # else deleted or re-armed since: a stale entry
+            due.append(t)
+    for t in due:
+        if not t.pending:
+            continue  # deleted by an earlier callback of this run
+        t.pending = False
+        t.running = True
+        if k.tracing:
+            k.trace.emit(c, "timer:timer_expire_entry", {"timer": t.name, "now": now,
+                                                          "function": t.name})  # fmt: skip
+        if t.flow is not None:
+            yield from t.flow(k, c)
+        else:
+            yield Run(t.func, (t.data,), f"timer {t.name}")  # type: ignore[arg-type]
+        if k.tracing:
+            k.trace.emit(c, "timer:timer_expire_exit", {"timer": t.name})
+        t.running = False
