@@ -43,6 +43,7 @@ from irqflow.core.errors import (
     RequestError,
     SleepInAtomicContext,
 )
+from irqflow.core.napi import Napi
 from irqflow.core.sched import Task
 from irqflow.core.tasklet import Tasklet
 from irqflow.core.timer import Timer
@@ -81,6 +82,7 @@ __all__ = [
     "IrqflowError",
     "Kernel",
     "KernelConfig",
+    "Napi",
     "NotOnCpuError",
     "RequestError",
     "SleepInAtomicContext",

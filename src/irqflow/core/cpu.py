@@ -85,6 +85,7 @@ class Cpu:
         "engine_state",
         "halted",
         "idle_task",
+        "in_net_rx_action",
         "irqs_on",
         "irr",
         "ksoftirqd",
@@ -92,6 +93,7 @@ class Cpu:
         "need_resched",
         "nr",
         "nr_switches",
+        "poll_list",
         "preempt_count",
         "rq",
         "running",
@@ -100,6 +102,7 @@ class Cpu:
         "softirq_raises",
         "tasklet_hi_vec",
         "tasklet_vec",
+        "time_squeeze",
         "timers",
         "times",
     )
@@ -133,6 +136,11 @@ class Cpu:
         self.ksoftirqd: Task = None  # type: ignore[assignment]
         self.rq: RunQueue = None  # type: ignore[assignment]
         self.arch_counts: dict[str, int] = {"LOC": 0}
+        #: softnet_data: NAPIs scheduled here, and whether net_rx_action runs now
+        self.poll_list: deque[Any] = deque()
+        self.in_net_rx_action = False
+        #: /proc/net/softnet_stat column 3: net_rx_action runs cut short by budget or time
+        self.time_squeeze = 0
         #: kernel timers of this CPU: heap of (expires jiffies, seq, flow)
         self.timers: list[tuple[int, int, Any]] = []
         self.ksoftirqd_wakeups = 0

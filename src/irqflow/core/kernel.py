@@ -17,6 +17,7 @@ from irqflow.core.base import Engine
 from irqflow.core.config import KernelConfig
 from irqflow.core.constants import (
     HI_SOFTIRQ,
+    NET_RX_SOFTIRQ,
     NR_SOFTIRQS,
     SOFTIRQ_NAMES,
     TASKLET_SOFTIRQ,
@@ -35,6 +36,14 @@ from irqflow.core.irq.desc import (
 )
 from irqflow.core.irq.manage import IrqManageMixin
 from irqflow.core.kthread import run_in_task
+from irqflow.core.napi import (
+    NAPI_STATE_SCHED,
+    Napi,
+    napi_complete_done,
+    napi_schedule_on,
+    napi_schedule_prep,
+    net_rx_action,
+)
 from irqflow.core.sched import RUNNING, RunQueue, Task
 from irqflow.core.softirq import (
     SoftirqFlow,
@@ -115,6 +124,7 @@ class KernelCore(IrqManageMixin, ContextMixin):
         self._softirq_flow[HI_SOFTIRQ] = tasklet_hi_action
         self._softirq_flow[TASKLET_SOFTIRQ] = tasklet_action
         self._softirq_flow[TIMER_SOFTIRQ] = run_timer_softirq
+        self._softirq_flow[NET_RX_SOFTIRQ] = net_rx_action
         self._timer_seq = 0
         self._spurious_poll_armed = False
         self._softirq_pass = Busy(
@@ -267,6 +277,30 @@ class KernelCore(IrqManageMixin, ContextMixin):
             t.state |= TASKLET_STATE_SCHED
         self._wait(lambda: not t.state & TASKLET_STATE_RUN, f"tasklet_kill({t.name})")
         t.state &= ~TASKLET_STATE_SCHED
+
+    # ------------------------------------------------------------------ NAPI
+    def napi_schedule(self, n: Napi) -> bool:
+        """Schedule ``n`` for polling on this CPU (NET_RX_SOFTIRQ); False if it was already
+        scheduled (then MISSED is set and it will be polled again)."""
+        if not isinstance(n, Napi):
+            raise TypeError(f"napi_schedule: expected an irqflow.Napi, got {n!r}")
+        c = self._this_cpu("napi_schedule")
+        if napi_schedule_prep(n):
+            napi_schedule_on(self, c, n)
+            return True
+        return False
+
+    def napi_complete_done(self, n: Napi, work_done: int) -> bool:
+        """Called by ``poll`` when it did less than its budget: release ``n``.  True means
+        the driver may re-enable its interrupt; False means it stays scheduled."""
+        if not isinstance(n, Napi):
+            raise TypeError(f"napi_complete_done: expected an irqflow.Napi, got {n!r}")
+        if not n.state & NAPI_STATE_SCHED:
+            raise IrqflowError(
+                f"napi_complete_done({n.name}, {work_done}): the NAPI is not scheduled; "
+                "only its poll function may complete it"
+            )
+        return napi_complete_done(self, self.engine.current_cpu, n)
 
     # ------------------------------------------------------------------ timers
     def _timer_cpu(self) -> Cpu:
@@ -490,6 +524,7 @@ class KernelCore(IrqManageMixin, ContextMixin):
             procs_running=len(live),
             procs_blocked=0,
             ksoftirqd_wakeups=tuple(c.ksoftirqd_wakeups for c in self.cpus),
+            time_squeeze=tuple(c.time_squeeze for c in self.cpus),
             oopses=tuple(self._oopses),
             log=tuple(self._log),
         )

@@ -127,5 +127,7 @@ class Snapshot:
     #: per-CPU ksoftirqd wakeups: a __do_softirq that handed its leftovers over, or a
     #: softirq raised from task context
     ksoftirqd_wakeups: tuple[int, ...]
+    #: per-CPU /proc/net/softnet_stat time_squeeze: net_rx_action runs cut short
+    time_squeeze: tuple[int, ...] = field(default_factory=tuple)
     oopses: tuple[Oops, ...] = field(default_factory=tuple)
     log: tuple[LogRecord, ...] = field(default_factory=tuple)
