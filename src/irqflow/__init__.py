@@ -47,6 +47,7 @@ from irqflow.core.napi import Napi
 from irqflow.core.sched import Task
 from irqflow.core.tasklet import Tasklet
 from irqflow.core.timer import Timer
+from irqflow.core.workqueue import DelayedWork, Work, Workqueue
 from irqflow.kernel import Kernel
 
 __version__ = "0.1.0"
@@ -77,6 +78,7 @@ __all__ = [
     "WQ_HIGHPRI",
     "WQ_MEM_RECLAIM",
     "WQ_UNBOUND",
+    "DelayedWork",
     "InternalError",
     "IrqReturn",
     "IrqflowError",
@@ -90,5 +92,7 @@ __all__ = [
     "Task",
     "Tasklet",
     "Timer",
+    "Work",
+    "Workqueue",
     "proc",
 ]

@@ -60,6 +60,7 @@ from irqflow.core.tasklet import (
     tasklet_schedule_on,
 )
 from irqflow.core.timer import Timer, arm, run_timer_softirq
+from irqflow.core.workqueue import WorkqueueMixin
 from irqflow.stats.snapshot import CpuTimes, IrqStats, LogRecord, Oops, Snapshot
 from irqflow.trace.tracer import Tracer
 
@@ -96,7 +97,7 @@ class _Await:
         return (yield self._eff)
 
 
-class KernelCore(IrqManageMixin, ContextMixin):
+class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
     """The machine's kernel.  Use :class:`irqflow.Kernel`, which adds the engine."""
 
     engine: Engine
@@ -150,6 +151,7 @@ class KernelCore(IrqManageMixin, ContextMixin):
                 f"ksoftirqd/{c.nr}", c.nr, self._ksoftirqd_factory(c), start=False
             )
             c.ksoftirqd.is_ksoftirqd = True
+        self._init_workqueues()
         self.engine.boot()
 
     def _ksoftirqd_factory(self, c: Cpu) -> Callable[[], Flow]:

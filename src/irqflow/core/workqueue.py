@@ -1,0 +1,314 @@
+"""Workqueues, the seed's model: one worker thread per CPU per queue (kernel/workqueue.c,
+2.6.0-2.6.35 design; ``KernelConfig(workqueue_model="per-cpu-threads")``).
+
+``create_workqueue(name)`` starts a kernel thread ``<name>/<cpu>`` on every CPU (the
+default queue ``events`` gives ``events/0``, ``events/1`` ...); a single-thread or ordered
+queue has one thread, ``<name>``, using CPU 0's list.  ``queue_work`` appends the item to
+the *submitting* CPU's list (FIFO) and wakes that CPU's worker.  The worker clears the
+item's PENDING bit and then calls ``func(work)`` in process context, where it may sleep
+(``async def`` work functions ``await k.msleep(...)``).  A sleeping item stalls the items
+behind it on that CPU's list: there is exactly one thread per CPU, which is what the
+concurrency-managed design (cmwq) later fixed.  As in that era, an item requeued on
+another CPU while it runs may run there concurrently.
+
+Workers run at nice -5 (2.6.11) and count as system time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, cast
+
+from irqflow.core.base import KernelBase
+from irqflow.core.constants import WQ_UNBOUND
+from irqflow.core.effects import BLOCK, COND_RESCHED
+from irqflow.core.errors import IrqflowError
+from irqflow.core.kthread import run_in_task
+from irqflow.core.timer import Timer, arm
+
+if TYPE_CHECKING:
+    from irqflow.core.kernel import KernelCore
+    from irqflow.core.sched import Task
+
+Flow = Generator[Any, Any, Any]
+
+#: 2.6.11 create_workqueue: worker threads at nice -5
+WORKER_NICE = -5
+WORK_STRUCT_PENDING = 1 << 0
+
+
+def _name(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return name.rpartition("<locals>.")[2] if name else repr(func)
+
+
+class Work:
+    """``struct work_struct``: ``func(work)`` runs in a worker thread (process context)."""
+
+    __slots__ = ("cpu", "func", "name", "queued", "running", "runs", "state", "wq")
+
+    def __init__(self, func: Callable[[Any], Any], *, name: str | None = None) -> None:
+        if not callable(func):
+            raise TypeError(f"Work(func={func!r}): func must be callable as func(work)")
+        self.func = func
+        self.name = name or _name(func)
+        self.state = 0
+        #: how many instances are running right now (more than 1 only across CPUs)
+        self.running = 0
+        self.runs = 0
+        #: times it was queued (a queue while PENDING is not counted)
+        self.queued = 0
+        self.wq: Workqueue | None = None
+        self.cpu = 0
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.state & WORK_STRUCT_PENDING)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} pending={self.pending} running={self.running}>"
+
+
+class DelayedWork(Work):
+    """``struct delayed_work``: a work item queued by a timer ``delay`` jiffies later."""
+
+    __slots__ = ("timer",)
+
+    def __init__(self, func: Callable[[Any], Any], *, name: str | None = None) -> None:
+        super().__init__(func, name=name)
+        self.timer = Timer(self._fire, name=f"delayed_work_timer_fn {self.name}")
+
+    def _fire(self, data: Any) -> None:
+        # delayed_work_timer_fn: queue on the CPU the timer ran on (set by the kernel)
+        assert self.wq is not None
+        self.wq._kernel._insert(self.wq, self, self.wq._kernel._work_cpu())
+
+
+class Workqueue:
+    """A workqueue with its worker threads and per-CPU lists."""
+
+    def __init__(self, kernel: KernelCore, name: str, flags: int, single: bool) -> None:
+        self._kernel = kernel
+        self.name = name
+        self.flags = flags
+        self.single = single
+        n = 1 if single else len(kernel.cpus)
+        self.lists: list[deque[Work]] = [deque() for _ in range(n)]
+        #: per list: items inserted / finished (flush_workqueue waits on these)
+        self.inserted = [0] * n
+        self.finished = [0] * n
+        self.workers: list[Task] = []
+        self.destroyed = False
+
+    def __repr__(self) -> str:
+        return f"<Workqueue {self.name} threads={len(self.workers)}>"
+
+
+def worker_thread(k: KernelCore, wq: Workqueue, i: int) -> Flow:
+    """``worker_thread`` (2.6.11): run the list's items in FIFO order, sleep when empty."""
+    lst = wq.lists[i]
+    while True:
+        if not lst:
+            if wq.destroyed:
+                return
+            yield BLOCK
+            continue
+        w = lst.popleft()
+        w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)
+        w.running += 1
+        c = k.engine.current_cpu
+        if k.tracing and c is not None:
+            k.trace.emit(
+                c, "workqueue:workqueue_execute_start", {"work": w.name, "function": _name(w.func)}
+            )
+        yield from run_in_task(k, w.func, (w,), f"work {w.name}")
+        c = k.engine.current_cpu
+        if k.tracing and c is not None:
+            k.trace.emit(
+                c, "workqueue:workqueue_execute_end", {"work": w.name, "function": _name(w.func)}
+            )
+        w.running -= 1
+        w.runs += 1
+        wq.finished[i] += 1
+        yield COND_RESCHED
+
+
+class WorkqueueMixin(KernelBase):
+    """The workqueue calls of ``KernelCore``."""
+
+    system_wq: Workqueue
+    _workqueues: list[Workqueue]
+
+    def _init_workqueues(self) -> None:
+        if self.config.workqueue_model != "per-cpu-threads":
+            raise IrqflowError(
+                f"KernelConfig(workqueue_model={self.config.workqueue_model!r}): the "
+                "concurrency-managed model is not available in this version; use "
+                "'per-cpu-threads' (the seed's events/N workers)"
+            )
+        self._workqueues = []
+        self.system_wq = self.create_workqueue("events")
+
+    def _new_wq(self, name: str, flags: int, single: bool) -> Workqueue:
+        if not isinstance(name, str) or not name:
+            raise IrqflowError(f"workqueue name {name!r}: give a non-empty string")
+        k = cast("KernelCore", self)
+        wq = Workqueue(k, name, flags, single)
+        for i in range(len(wq.lists)):
+            comm = name if single else f"{name}/{i}"
+            wq.workers.append(
+                k._spawn(comm, i, _worker_body(k, wq, i), nice=WORKER_NICE, start=False)
+            )
+        self._workqueues.append(wq)
+        return wq
+
+    def create_workqueue(self, name: str) -> Workqueue:
+        """One worker thread per CPU, ``<name>/<cpu>``."""
+        return self._new_wq(name, 0, single=False)
+
+    def create_singlethread_workqueue(self, name: str) -> Workqueue:
+        """One worker thread, ``<name>``, for all CPUs: items run one at a time, in order."""
+        return self._new_wq(name, 0, single=True)
+
+    def alloc_ordered_workqueue(self, name: str) -> Workqueue:
+        """At most one item at a time, in queueing order (one thread)."""
+        return self._new_wq(name, 0, single=True)
+
+    def alloc_workqueue(self, name: str, flags: int = 0, max_active: int = 0) -> Workqueue:
+        """In this model: per-CPU threads, or one thread with ``WQ_UNBOUND`` or
+        ``max_active=1``."""
+        if not isinstance(max_active, int) or max_active < 0:
+            raise IrqflowError(f"alloc_workqueue({name!r}, max_active={max_active!r}): use >= 0")
+        return self._new_wq(name, flags, single=bool(flags & WQ_UNBOUND) or max_active == 1)
+
+    def _work_cpu(self) -> int:
+        c = self.engine.current_cpu
+        return c.nr if c is not None else 0
+
+    def _check_work(self, w: Any, what: str) -> Work:
+        if not isinstance(w, Work):
+            raise TypeError(f"{what}: expected an irqflow.Work, got {w!r}")
+        return w
+
+    def _insert(self, wq: Workqueue, w: Work, cpu: int) -> None:
+        """``insert_work``: append to the list and wake its worker (PENDING already set)."""
+        i = 0 if wq.single else cpu
+        w.wq = wq
+        w.cpu = i
+        w.queued += 1
+        wq.lists[i].append(w)
+        wq.inserted[i] += 1
+        c = self.engine.current_cpu or self.cpus[0]
+        if self.tracing:
+            fields = {"work": w.name, "function": _name(w.func), "workqueue": wq.name,
+                      "req_cpu": cpu, "cpu": i}  # fmt: skip
+            self.trace.emit(c, "workqueue:workqueue_queue_work", fields)
+            self.trace.emit(
+                c, "workqueue:workqueue_activate_work", {"work": w.name, "function": _name(w.func)}
+            )
+        cast("KernelCore", self)._wake_up_process(wq.workers[i])
+
+    def queue_work_on(self, cpu: int, wq: Workqueue, w: Work) -> bool:
+        """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending."""
+        self._check_work(w, "queue_work_on")
+        if not isinstance(wq, Workqueue) or wq.destroyed:
+            raise IrqflowError(f"queue_work({w.name}): {wq!r} is not a live workqueue")
+        if not isinstance(cpu, int) or not 0 <= cpu < len(self.cpus):
+            raise IrqflowError(f"queue_work_on({cpu!r}): CPUs are 0..{len(self.cpus) - 1}")
+        if w.state & WORK_STRUCT_PENDING:
+            return False  # invariant 46: no side effects
+        w.state |= WORK_STRUCT_PENDING
+        self._insert(wq, w, cpu)
+        return True
+
+    def queue_work(self, wq: Workqueue, w: Work) -> bool:
+        """Queue on the submitting CPU (CPU 0 from outside the machine)."""
+        return self.queue_work_on(self._work_cpu(), wq, w)
+
+    def schedule_work(self, w: Work) -> bool:
+        """``queue_work(system_wq, w)``: the ``events`` queue."""
+        return self.queue_work(self.system_wq, w)
+
+    def queue_delayed_work(self, wq: Workqueue, dw: DelayedWork, delay: int) -> bool:
+        """Queue ``dw`` ``delay`` jiffies from now (0: at once); False if already pending."""
+        if not isinstance(dw, DelayedWork):
+            raise TypeError(f"queue_delayed_work: expected an irqflow.DelayedWork, got {dw!r}")
+        if not isinstance(delay, int) or delay < 0:
+            raise IrqflowError(f"queue_delayed_work({dw.name}, {delay!r}): delay is jiffies >= 0")
+        if dw.state & WORK_STRUCT_PENDING:
+            return False
+        if delay == 0:
+            return self.queue_work(wq, dw)  # invariant 55: no timer for delay 0
+        dw.state |= WORK_STRUCT_PENDING
+        dw.wq = wq
+        c = self.engine.current_cpu or self.cpus[0]
+        arm(cast("KernelCore", self), c, dw.timer, cast("KernelCore", self).jiffies + delay)
+        return True
+
+    def schedule_delayed_work(self, dw: DelayedWork, delay: int) -> bool:
+        return self.queue_delayed_work(self.system_wq, dw, delay)
+
+    def mod_delayed_work(self, wq: Workqueue, dw: DelayedWork, delay: int) -> bool:
+        """Re-arm ``dw`` (pending or not) ``delay`` jiffies from now; True if it was pending."""
+        was = self._steal(dw)
+        self.queue_delayed_work(wq, dw, delay)
+        return was
+
+    def _steal(self, w: Work) -> bool:
+        """Take PENDING away: off its timer or its list.  True if it was pending."""
+        if not w.state & WORK_STRUCT_PENDING:
+            return False
+        if isinstance(w, DelayedWork) and w.timer.pending:
+            w.timer.pending = False
+        elif w.wq is not None and w in w.wq.lists[w.cpu]:
+            w.wq.lists[w.cpu].remove(w)
+            w.wq.finished[w.cpu] += 1  # it leaves the list: flushes do not wait for it
+        w.state &= ~WORK_STRUCT_PENDING
+        return True
+
+    def flush_work(self, w: Work) -> bool:
+        """Wait until the last queued instance of ``w`` has run; False if it was idle."""
+        self._check_work(w, "flush_work")
+        if not w.state & WORK_STRUCT_PENDING and not w.running:
+            return False
+        self._wait(lambda: not w.state & WORK_STRUCT_PENDING and not w.running,
+                   f"flush_work({w.name})")  # fmt: skip
+        return True
+
+    def cancel_work_sync(self, w: Work) -> bool:
+        """Cancel a pending ``w`` and wait for a running one; returns whether it was
+        pending.  On return it is neither pending nor running (invariant 56)."""
+        self._check_work(w, "cancel_work_sync")
+        was = self._steal(w)
+        self._wait(lambda: not w.running, f"cancel_work_sync({w.name})")
+        return was
+
+    def cancel_delayed_work_sync(self, dw: DelayedWork) -> bool:
+        return self.cancel_work_sync(dw)
+
+    def flush_workqueue(self, wq: Workqueue) -> None:
+        """Wait for every item queued on ``wq`` before this call (later ones don't count)."""
+        marks = list(wq.inserted)
+        self._wait(
+            lambda: all(f >= m for f, m in zip(wq.finished, marks, strict=True)),
+            f"flush_workqueue({wq.name})",
+        )
+
+    def drain_workqueue(self, wq: Workqueue) -> None:
+        """Flush until ``wq`` is empty, including items its own items queue."""
+        while any(i != f for i, f in zip(wq.inserted, wq.finished, strict=True)):
+            self.flush_workqueue(wq)
+
+    def destroy_workqueue(self, wq: Workqueue) -> None:
+        """Drain ``wq`` and stop its threads."""
+        if wq is self.system_wq:
+            raise IrqflowError("destroy_workqueue(events): the system workqueue stays")
+        self.drain_workqueue(wq)
+        wq.destroyed = True
+        for t in wq.workers:
+            cast("KernelCore", self)._wake_up_process(t)
+
+
+def _worker_body(k: KernelCore, wq: Workqueue, i: int) -> Callable[[], Flow]:
+    return lambda: worker_thread(k, wq, i)
