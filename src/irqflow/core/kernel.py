@@ -449,6 +449,8 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         self.engine.kick(c)
 
     def _scheduler_tick(self, c: Cpu) -> None:
+        if c.rq.rt_tick(self.engine.now):
+            c.need_resched = True  # a new RT period: throttled RT tasks may run again
         curr = c.current
         if curr is c.idle_task:
             if len(c.rq):

@@ -35,6 +35,8 @@ NICE_TO_WEIGHT: tuple[int, ...] = (
     36, 29, 23, 18, 15,
 )  # fmt: skip
 NICE_0_LOAD = 1024
+#: RR_TIMESLICE: 100 ms (include/linux/sched/rt.h)
+RR_TIMESLICE_NS = 100_000_000
 POLICIES = ("normal", "fifo", "rr", "idle")
 
 RUNNING = "R"
@@ -125,13 +127,32 @@ class Task:
 class RunQueue:
     """Runnable tasks of one CPU (the running one included)."""
 
-    __slots__ = ("cfg", "fair", "min_vruntime", "rt")
+    __slots__ = ("cfg", "fair", "min_vruntime", "rt", "rt_period_start", "rt_time")
 
     def __init__(self, cfg: KernelConfig) -> None:
         self.cfg = cfg
         self.fair: list[Task] = []
         self.rt: list[Task] = []
         self.min_vruntime = 0
+        #: RT bandwidth (kernel/sched/rt.c): RT time used in the current period
+        self.rt_time = 0
+        self.rt_period_start = 0
+
+    @property
+    def rt_throttled(self) -> bool:
+        """RT tasks have used ``rt_runtime_ns`` of this ``rt_period_ns`` while a normal
+        task waits: they may not run until the period ends (sched_rt_runtime_us)."""
+        return self.rt_time >= self.cfg.rt_runtime_ns and bool(self.fair)
+
+    def rt_tick(self, now: int) -> bool:
+        """Start a new RT period when one has passed; True if that unthrottles RT tasks."""
+        period = self.cfg.rt_period_ns
+        if now - self.rt_period_start < period:
+            return False
+        was = self.rt_throttled
+        self.rt_period_start = now - (now - self.rt_period_start) % period
+        self.rt_time = 0
+        return was and bool(self.rt)
 
     def __len__(self) -> int:
         return len(self.fair) + len(self.rt)
@@ -159,7 +180,7 @@ class RunQueue:
 
     def pick_next(self) -> Task | None:
         """Highest real-time priority first (FIFO among equals), else least vruntime."""
-        if self.rt:
+        if self.rt and not self.rt_throttled:
             best = self.rt[0]
             for t in self.rt:
                 if t.rt_priority > best.rt_priority:
@@ -186,12 +207,20 @@ class RunQueue:
         t.sum_exec += ns
         if t.policy == "normal":
             t.vruntime += ns * NICE_0_LOAD // t.weight
+        elif t.policy in ("fifo", "rr"):
+            self.rt_time += ns
 
     def tick_should_preempt(self, curr: Task) -> bool:
         """``check_preempt_tick``: has ``curr`` used its slice while others wait?"""
         if curr.is_rt:
-            # rr rotates at its timeslice; fifo runs until it blocks or a higher prio wakes
-            return False
+            if self.rt_throttled:
+                return True  # out of RT bandwidth: let the normal tasks run
+            if curr.policy == "rr" and curr.sum_exec - curr.exec_start_sum >= RR_TIMESLICE_NS:
+                peers = [t for t in self.rt if t is not curr and t.rt_priority == curr.rt_priority]
+                if peers:
+                    self.requeue_rt_tail(curr)
+                    return True
+            return False  # fifo runs until it blocks or a higher priority wakes
         if curr.policy == "idle":
             return len(self) > 0
         if self.rt:
@@ -215,6 +244,8 @@ class RunQueue:
         if curr.policy == "idle":
             return True
         if woken.is_rt:
+            if self.rt_throttled:
+                return False
             return not curr.is_rt or woken.rt_priority > curr.rt_priority
         if curr.is_rt:
             return False
