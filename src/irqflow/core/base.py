@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from irqflow.core import cpu as cpumod
 from irqflow.core.config import KernelConfig
 from irqflow.core.cpu import Cpu
-from irqflow.core.effects import FAILED, Run
+from irqflow.core.effects import FAILED, Run, WaitUntil
 from irqflow.core.errors import (
     IrqflowError,
     NotOnCpuError,
@@ -19,6 +19,7 @@ from irqflow.core.errors import (
 from irqflow.core.irq.desc import (
     IrqDesc,
 )
+from irqflow.core.kthread import in_coroutine_step
 from irqflow.core.sched import Task
 from irqflow.stats.snapshot import LogRecord, Oops
 from irqflow.trace.tracer import Tracer
@@ -42,6 +43,21 @@ class Engine(Protocol):
     def ensure_tick(self, c: Cpu) -> None: ...
     def cpu_times(self, c: Cpu) -> dict[str, int]: ...
     def run(self, until: int | None = None) -> None: ...
+
+
+class _Wait:
+    """What a blocking call returns inside an ``async def`` kernel thread."""
+
+    __slots__ = ("_pred", "_result")
+
+    def __init__(self, pred: Callable[[], bool], result: Any) -> None:
+        self._pred = pred
+        self._result = result
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        while not self._pred():
+            yield WaitUntil(self._pred)
+        return self._result
 
 
 class KernelBase:
@@ -121,16 +137,35 @@ class KernelBase:
         if self.config.panic_on_oops:
             raise exc
 
-    def _wait(self, pred: Callable[[], bool], what: str) -> None:
-        if pred():
-            return
+    def _outside_only(self, what: str) -> None:
+        """For calls that wait in several steps: only from outside the machine for now."""
+        if self.engine.current_cpu is not None:
+            raise IrqflowError(
+                f"{what} waits in several steps and can only be called from outside the "
+                "machine (a script or test) in this version"
+            )
+
+    def _wait(self, pred: Callable[[], bool], what: str, result: Any = None) -> Any:
+        """Block until ``pred()`` holds, then give ``result``.
+
+        From outside the machine the engine runs until then (sim: virtual time).  From an
+        ``async def`` kernel thread this returns an awaitable: ``await k.flush_work(w)``.
+        From atomic context it is SleepInAtomicContext; from a plain (not async)
+        process-context function it is an error saying to make it ``async def``."""
         c = self.engine.current_cpu
         if c is None:
-            self.engine.wait_until(pred, what)
-            return
+            if not pred():
+                self.engine.wait_until(pred, what)
+            return result
         if cpumod.in_interrupt(c.preempt_count) or not c.irqs_on:
+            if pred():
+                return result
             raise SleepInAtomicContext(self._atomic_message(c, what))
+        if in_coroutine_step(c.running):
+            return _Wait(pred, result)
+        if pred():
+            return result
         raise IrqflowError(
-            f"{what} has to wait, and waiting from inside a kernel thread is not supported "
-            "yet; call it from outside the machine (a script or test)"
+            f"{what} has to wait, and {c.current.comm} runs a plain function, which cannot "
+            "sleep in the middle; make it `async def` and `await` the call"
         )

@@ -20,6 +20,7 @@ effect          meaning
 ``IRQS_ON``     ``local_irq_enable()``: pending interrupts are taken right here
 ``BLOCK``       process context only: sleep until woken (``wake_up_process``)
 ``Sleep(ns)``   process context only: sleep for ``ns``
+``WaitUntil(p)`` process context only: sleep until ``p()`` holds
 ``COND_RESCHED`` process context only: ``cond_resched()``, switch if need_resched
 ``IDLE``        the idle task has nothing to do: halt until an interrupt
 ==============  ===============================================================
@@ -52,6 +53,15 @@ COND_RESCHED: Final = _Marker("COND_RESCHED")
 IDLE: Final = _Marker("IDLE")
 #: What ``Run`` sends back when the driver code raised.
 FAILED: Final = _Marker("FAILED")
+
+
+@dataclass(slots=True)
+class WaitUntil:
+    """Process context only: sleep until ``pred()`` is true (a blocking kernel call such as
+    ``flush_work`` awaited from a kernel thread).  The engine checks waiting predicates
+    after every event."""
+
+    pred: Callable[[], bool]
 
 
 @dataclass(slots=True)
@@ -92,4 +102,4 @@ class Run:
     cost: int = 0
 
 
-Effect = Busy | Run | Sleep | _Marker
+Effect = Busy | Run | Sleep | WaitUntil | _Marker

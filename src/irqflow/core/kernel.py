@@ -248,10 +248,10 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
     def tasklet_disable_nosync(self, t: Tasklet) -> None:
         self._tasklet(t).count += 1
 
-    def tasklet_disable(self, t: Tasklet) -> None:
+    def tasklet_disable(self, t: Tasklet) -> Any:
         """Disable ``t`` and wait until it is not running anywhere (invariant 24)."""
         self._tasklet(t).count += 1
-        self._wait(lambda: not t.state & TASKLET_STATE_RUN, f"tasklet_disable({t.name})")
+        return self._wait(lambda: not t.state & TASKLET_STATE_RUN, f"tasklet_disable({t.name})")
 
     def tasklet_enable(self, t: Tasklet) -> None:
         """Undo one disable; a tasklet scheduled meanwhile runs on the next pass."""
@@ -263,9 +263,7 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         """Wait until ``t`` is neither scheduled nor running, taking SCHED on the way so
         that it cannot be scheduled again meanwhile (invariant 25)."""
         self._tasklet(t)
-        c = self.engine.current_cpu
-        if c is not None and cpumod.in_interrupt(c.preempt_count):
-            self.log(c, "warn", "Attempt to kill tasklet from interrupt")
+        self._outside_only(f"tasklet_kill({t.name})")
         if t.count and t.state & TASKLET_STATE_SCHED:
             raise IrqflowError(
                 f"tasklet_kill({t.name}) would wait forever: the tasklet is scheduled but "
@@ -346,11 +344,10 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         t.pending = False
         return was
 
-    def del_timer_sync(self, t: Timer) -> bool:
+    def del_timer_sync(self, t: Timer) -> Any:
         """Deactivate ``t`` and wait until its callback is not running anywhere."""
         was = self.del_timer(t)
-        self._wait(lambda: not t.running, f"del_timer_sync({t.name})")
-        return was
+        return self._wait(lambda: not t.running, f"del_timer_sync({t.name})", was)
 
     def timer_pending(self, t: Timer) -> bool:
         return self._check_timer(t, "timer_pending").pending

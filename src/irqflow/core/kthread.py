@@ -13,12 +13,17 @@ import inspect
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from irqflow.core.effects import COND_RESCHED, FAILED, Run, Sleep
+from irqflow.core.effects import COND_RESCHED, FAILED, Run, Sleep, WaitUntil
 
 if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 Flow = Generator[Any, Any, Any]
+
+
+def in_coroutine_step(run: Any) -> bool:
+    """True while ``run`` (a CPU's running ``Run``) is a step of an ``async def`` task."""
+    return run is not None and run.fn is _step
 
 
 def _step(send: Callable[[Any], Any], value: Any) -> tuple[bool, Any]:
@@ -42,7 +47,7 @@ def run_in_task(k: KernelCore, fn: Callable[..., Any], args: tuple[Any, ...], wh
         done, eff = res
         if done:
             return eff
-        if type(eff) is not Sleep and eff is not COND_RESCHED:
+        if type(eff) not in (Sleep, WaitUntil) and eff is not COND_RESCHED:
             it.close()
             k.log(
                 None,

@@ -267,36 +267,38 @@ class WorkqueueMixin(KernelBase):
         w.state &= ~WORK_STRUCT_PENDING
         return True
 
-    def flush_work(self, w: Work) -> bool:
+    def flush_work(self, w: Work) -> Any:
         """Wait until the last queued instance of ``w`` has run; False if it was idle."""
         self._check_work(w, "flush_work")
         if not w.state & WORK_STRUCT_PENDING and not w.running:
             return False
-        self._wait(lambda: not w.state & WORK_STRUCT_PENDING and not w.running,
-                   f"flush_work({w.name})")  # fmt: skip
-        return True
+        return self._wait(
+            lambda: not w.state & WORK_STRUCT_PENDING and not w.running,
+            f"flush_work({w.name})",
+            True,
+        )
 
-    def cancel_work_sync(self, w: Work) -> bool:
+    def cancel_work_sync(self, w: Work) -> Any:
         """Cancel a pending ``w`` and wait for a running one; returns whether it was
         pending.  On return it is neither pending nor running (invariant 56)."""
         self._check_work(w, "cancel_work_sync")
         was = self._steal(w)
-        self._wait(lambda: not w.running, f"cancel_work_sync({w.name})")
-        return was
+        return self._wait(lambda: not w.running, f"cancel_work_sync({w.name})", was)
 
-    def cancel_delayed_work_sync(self, dw: DelayedWork) -> bool:
+    def cancel_delayed_work_sync(self, dw: DelayedWork) -> Any:
         return self.cancel_work_sync(dw)
 
-    def flush_workqueue(self, wq: Workqueue) -> None:
+    def flush_workqueue(self, wq: Workqueue) -> Any:
         """Wait for every item queued on ``wq`` before this call (later ones don't count)."""
         marks = list(wq.inserted)
-        self._wait(
+        return self._wait(
             lambda: all(f >= m for f, m in zip(wq.finished, marks, strict=True)),
             f"flush_workqueue({wq.name})",
         )
 
     def drain_workqueue(self, wq: Workqueue) -> None:
         """Flush until ``wq`` is empty, including items its own items queue."""
+        self._outside_only(f"drain_workqueue({wq.name})")
         while any(i != f for i, f in zip(wq.inserted, wq.finished, strict=True)):
             self.flush_workqueue(wq)
 

@@ -53,6 +53,7 @@ from irqflow.core.effects import (
     Busy,
     Run,
     Sleep,
+    WaitUntil,
 )
 from irqflow.core.effects import IDLE as IDLE_EFFECT
 from irqflow.core.entry import do_irq, do_local_timer, do_reschedule_ipi
@@ -126,6 +127,8 @@ class SimEngine:
         self._seq = 0
         self._until: float = INF
         self._running = False
+        #: kernel threads waiting in a blocking call: (predicate, task)
+        self._waiters: list[tuple[Callable[[], bool], Task]] = []
         self._period = kernel.config.tick_period_ns
         self._entry_ns = kernel.config.irq_entry_ns
         self._exit_ns = kernel.config.irq_exit_ns
@@ -161,6 +164,8 @@ class SimEngine:
                 t, _, fn, a, b = heapq.heappop(heap)
                 self.now = t
                 fn(a, b)
+                if self._waiters:
+                    self._check_waiters()
             if until is not None:
                 self.now = until
         finally:
@@ -192,8 +197,17 @@ class SimEngine:
                 t, _, fn, a, b = heapq.heappop(heap)
                 self.now = t
                 fn(a, b)
+                if self._waiters:
+                    self._check_waiters()
         finally:
             self._running = False
+
+    def _check_waiters(self) -> None:
+        ready = [w for w in self._waiters if w[0]()]
+        if ready:
+            self._waiters = [w for w in self._waiters if w not in ready]
+            for _, task in ready:
+                self.k._wake_up_process(task)
 
     def call_at(self, t_ns: int, fn: Callable[..., Any], *args: Any) -> None:
         self._push(t_ns, self._callback, fn, args)
@@ -411,6 +425,9 @@ class SimEngine:
             elif tp is Sleep:
                 task = c.current
                 self._push(self.now + eff.ns, self._timeout, task, None)
+                self._sleep(c, st)
+            elif tp is WaitUntil:
+                self._waiters.append((eff.pred, c.current))
                 self._sleep(c, st)
             else:
                 raise InternalError(f"a kernel flow yielded {eff!r}, which is not an effect")

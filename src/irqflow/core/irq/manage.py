@@ -276,10 +276,10 @@ class IrqManageMixin(KernelBase):
             desc.state |= DISABLED  # lazy disable: the pin stays unmasked until it fires
         desc.depth += 1
 
-    def disable_irq(self, irq: int) -> None:
+    def disable_irq(self, irq: int) -> Any:
         """Disable the line and wait until no handler of it is running (invariant 30)."""
         self.disable_irq_nosync(irq)
-        self.synchronize_irq(irq)
+        return self.synchronize_irq(irq)
 
     def enable_irq(self, irq: int) -> None:
         """Undo one ``disable_irq``; at depth 1 -> 0 the line is enabled and an edge that
@@ -317,10 +317,10 @@ class IrqManageMixin(KernelBase):
             return
         chip.present(self, desc)
 
-    def synchronize_irq(self, irq: int) -> None:
+    def synchronize_irq(self, irq: int) -> Any:
         """Wait until no handler of ``irq`` is running on any CPU (invariant 41)."""
         desc = self._desc(irq, "synchronize_irq")
-        self._wait(
+        return self._wait(
             lambda: not desc.state & INPROGRESS and desc.threads_active == 0,
             f"synchronize_irq({irq})",
         )
