@@ -22,8 +22,14 @@ from support import MS, US, events, make_kernel
 TICK = 4 * MS
 
 
-def make(cpus: int = 2) -> Kernel:
-    return make_kernel(cpus, config=KernelConfig())
+def make(cpus: int = 2, model: str = "per-cpu-threads") -> Kernel:
+    return make_kernel(cpus, config=KernelConfig(workqueue_model=model))
+
+
+@pytest.fixture(params=["per-cpu-threads", "cmwq"])
+def model(request: pytest.FixtureRequest) -> str:
+    """The behaviour both workqueue models share is tested on each."""
+    return str(request.param)
 
 
 def on_cpu(k: Kernel, cpu: int, fn: Any, at: int = 10 * US) -> None:
@@ -49,10 +55,10 @@ def test_seed_default_workqueue_has_one_thread_per_cpu_named_events_n() -> None:
     assert ran == ["events/2"]  # queued on the submitting CPU's list (invariant 49)
 
 
-def test_seed_work_may_sleep_but_a_tasklet_may_not() -> None:
+def test_seed_work_may_sleep_but_a_tasklet_may_not(model: str) -> None:
     """Seed: "worker threads process these works, allowing sleeping operations": a work
     item that sleeps is fine; the same sleep in a tasklet is SleepInAtomicContext."""
-    k = make()
+    k = make(model=model)
     times: list[int] = []
 
     async def slow(w: Work) -> None:
@@ -71,11 +77,11 @@ def test_seed_work_may_sleep_but_a_tasklet_may_not() -> None:
     assert oops.exc_type == SleepInAtomicContext.__name__ and oops.where == "tasklet bad"
 
 
-def test_queue_while_pending_is_refused_and_pending_clears_before_the_call() -> None:
+def test_queue_while_pending_is_refused_and_pending_clears_before_the_call(model: str) -> None:
     """Invariants 46 and 47: queue_work on a pending item returns False and changes
     nothing; PENDING is clear while the function runs, so queueing from inside it gives
     exactly one more run, after the current one."""
-    k = make()
+    k = make(model=model)
     runs: list[int] = []
     results: list[bool] = []
 
@@ -114,12 +120,13 @@ def test_per_cpu_list_is_fifo_and_a_sleeping_item_stalls_the_ones_behind_it() ->
     assert order[1][1] >= order[0][1] + 3 * MS
 
 
-def test_singlethread_and_ordered_queues_run_one_item_at_a_time_in_order() -> None:
+def test_singlethread_and_ordered_queues_run_one_item_at_a_time_in_order(model: str) -> None:
     """Invariant 52: an ordered (single-thread) queue runs at most one item at a time, in
     queueing order, whatever CPU queued them; its thread is named after the queue."""
-    k = make()
+    k = make(model=model)
     wq = k.alloc_ordered_workqueue("ordered")
-    assert [t.comm for t in k.tasks if t.comm == "ordered"] == ["ordered"]
+    if model == "per-cpu-threads":  # the seed's model: the queue's own thread
+        assert [t.comm for t in k.tasks if t.comm == "ordered"] == ["ordered"]
     log: list[tuple[str, str, int]] = []
 
     def item(name: str) -> Work:
@@ -137,13 +144,13 @@ def test_singlethread_and_ordered_queues_run_one_item_at_a_time_in_order() -> No
     assert [(e, n) for e, n, _ in log] == [("start", "a"), ("end", "a"), ("start", "b"),
                                            ("end", "b"), ("start", "c"), ("end", "c")]  # fmt: skip
     single = k.create_singlethread_workqueue("single")
-    assert len(single.workers) == 1
+    assert len(single.workers) == (1 if model == "per-cpu-threads" else 0)
 
 
-def test_delayed_work_zero_queues_at_once_else_from_the_timer_never_early() -> None:
+def test_delayed_work_zero_queues_at_once_else_from_the_timer_never_early(model: str) -> None:
     """Invariant 55: delay 0 queues immediately (no timer); a delay of 3 jiffies queues
     from TIMER_SOFTIRQ no earlier than 3 jiffies later."""
-    k = make()
+    k = make(model=model)
     ran: list[tuple[str, int]] = []
     now_w = DelayedWork(lambda w: ran.append(("now", k.jiffies)))
     later = DelayedWork(lambda w: ran.append(("later", k.jiffies)))
@@ -155,9 +162,9 @@ def test_delayed_work_zero_queues_at_once_else_from_the_timer_never_early() -> N
     assert queued[1].ts >= 3 * TICK and queued[1].preempt_count & 0x100  # from the softirq
 
 
-def test_mod_and_cancel_delayed_work() -> None:
+def test_mod_and_cancel_delayed_work(model: str) -> None:
     """mod_delayed_work moves a pending item; cancel_delayed_work_sync stops it."""
-    k = make()
+    k = make(model=model)
     ran: list[int] = []
     dw = DelayedWork(lambda w: ran.append(k.jiffies))
     on_cpu(k, 0, lambda: k.schedule_delayed_work(dw, 2))
@@ -172,16 +179,17 @@ def test_mod_and_cancel_delayed_work() -> None:
     assert ran == [6]
 
 
-def test_cancel_work_sync_returns_pending_and_leaves_the_item_idle() -> None:
+def test_cancel_work_sync_returns_pending_and_leaves_the_item_idle(model: str) -> None:
     """Invariant 56: cancel_work_sync returns whether the item was pending, waits for a
     running instance, and on return the item is neither pending nor running."""
-    k = make(cpus=1)
+    k = make(cpus=1, model=model)
 
     async def slow(w: Work) -> None:
         await k.msleep(2)
 
+    wq = k.alloc_ordered_workqueue("one-at-a-time")  # so "queued" waits in both models
     busy, queued = Work(slow, name="busy"), Work(lambda w: None, name="queued")
-    on_cpu(k, 0, lambda: (k.schedule_work(busy), k.schedule_work(queued)))
+    on_cpu(k, 0, lambda: (k.queue_work(wq, busy), k.queue_work(wq, queued)))
     k.run(until=MS)
     assert busy.running == 1 and queued.pending
     assert k.cancel_work_sync(queued) is True and queued.runs == 0
@@ -189,10 +197,10 @@ def test_cancel_work_sync_returns_pending_and_leaves_the_item_idle() -> None:
     assert k.now() >= 2 * MS and not busy.running and not busy.pending
 
 
-def test_flush_work_waits_for_the_last_instance_and_is_false_when_idle() -> None:
+def test_flush_work_waits_for_the_last_instance_and_is_false_when_idle(model: str) -> None:
     """Invariant 57: flush_work returns False for an idle item; otherwise it returns once
     the queued instance has run."""
-    k = make()
+    k = make(model=model)
     idle = Work(lambda w: None)
     assert k.flush_work(idle) is False
 
@@ -232,9 +240,9 @@ def test_flush_and_drain_and_destroy_workqueue() -> None:
         k.queue_work(wq, Work(lambda w: None))
 
 
-def test_tracepoints_follow_queue_activate_start_end() -> None:
+def test_tracepoints_follow_queue_activate_start_end(model: str) -> None:
     """Invariant 59: queue_work -> activate_work -> execute_start -> execute_end."""
-    k = make()
+    k = make(model=model)
     w = Work(lambda w: k.udelay(5), name="traced")
     on_cpu(k, 0, lambda: k.schedule_work(w))
     k.run(until=MS)
@@ -243,10 +251,3 @@ def test_tracepoints_follow_queue_activate_start_end() -> None:
                      "workqueue_execute_start", "workqueue_execute_end"]  # fmt: skip
     (q,) = events(k, "workqueue:workqueue_queue_work")
     assert q.fields["workqueue"] == "events" and q.fields["cpu"] == 0
-
-
-def test_cmwq_model_is_refused_clearly() -> None:
-    """The concurrency-managed model is not built yet: a clear error, not a silent
-    fallback."""
-    with pytest.raises(IrqflowError, match="per-cpu-threads"):
-        Kernel(config=KernelConfig(workqueue_model="cmwq"))

@@ -40,6 +40,7 @@ class KernelConfig:
     threadirqs: bool = False
 
     # --- workqueues, NAPI, RT throttling (used from the process-context issue on) -------
+    #: "per-cpu-threads": the seed's events/N threads (2.6.0-2.6.35); "cmwq": kworker pools
     workqueue_model: str = "per-cpu-threads"
     #: NAPI_POLL_WEIGHT / dev_weight (net/core/hotdata.c)
     napi_weight: int = 64

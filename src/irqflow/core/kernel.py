@@ -430,8 +430,14 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         t.state = RUNNING
         c = self.cpus[t.cpu]
         c.rq.enqueue(t, wakeup=True)
+        if t.wq_worker is not None and self._cmwq is not None:
+            self._cmwq.worker_running(t.wq_worker)
         self._after_wake(c, t)
         return True
+
+    def _wq_worker_sleeping(self, t: Task) -> None:
+        if self._cmwq is not None:
+            self._cmwq.worker_sleeping(t.wq_worker)
 
     def _after_wake(self, c: Cpu, t: Task) -> None:
         if self.tracing:

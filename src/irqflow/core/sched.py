@@ -66,6 +66,7 @@ class Task:
         "sum_exec",
         "vruntime",
         "weight",
+        "wq_worker",
     )
 
     def __init__(
@@ -108,6 +109,8 @@ class Task:
         self.is_ksoftirqd = False
         self.result: Any = None
         self.engine_state: Any = None
+        #: cmwq: the Worker this task is (concurrency management hooks)
+        self.wq_worker: Any = None
 
     @property
     def is_rt(self) -> bool:

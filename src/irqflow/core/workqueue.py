@@ -21,7 +21,8 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from irqflow.core.base import KernelBase
-from irqflow.core.constants import WQ_UNBOUND
+from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
+from irqflow.core.constants import WQ_MEM_RECLAIM, WQ_UNBOUND
 from irqflow.core.effects import BLOCK, COND_RESCHED
 from irqflow.core.errors import IrqflowError
 from irqflow.core.kthread import run_in_task
@@ -46,7 +47,7 @@ def _name(func: Callable[..., Any]) -> str:
 class Work:
     """``struct work_struct``: ``func(work)`` runs in a worker thread (process context)."""
 
-    __slots__ = ("cpu", "func", "name", "queued", "running", "runs", "state", "wq")
+    __slots__ = ("cpu", "func", "name", "pwq", "queued", "running", "runs", "state", "wq")
 
     def __init__(self, func: Callable[[Any], Any], *, name: str | None = None) -> None:
         if not callable(func):
@@ -61,6 +62,8 @@ class Work:
         self.queued = 0
         self.wq: Workqueue | None = None
         self.cpu = 0
+        #: cmwq: the pool_workqueue it was last queued through
+        self.pwq: Any = None
 
     @property
     def pending(self) -> bool:
@@ -88,12 +91,27 @@ class DelayedWork(Work):
 class Workqueue:
     """A workqueue with its worker threads and per-CPU lists."""
 
-    def __init__(self, kernel: KernelCore, name: str, flags: int, single: bool) -> None:
+    def __init__(
+        self,
+        kernel: KernelCore,
+        name: str,
+        flags: int,
+        single: bool,
+        *,
+        cmwq: bool = False,
+        max_active: int = 1,
+        ordered: bool = False,
+    ) -> None:
         self._kernel = kernel
         self.name = name
         self.flags = flags
-        self.single = single
-        n = 1 if single else len(kernel.cpus)
+        self.single = single or cmwq
+        #: cmwq: the limit of active items per pool_workqueue, and strict ordering
+        self.cmwq = cmwq
+        self.max_active = max_active
+        self.ordered = ordered
+        self.pwqs: dict[int, Any] = {}
+        n = 1 if self.single else len(kernel.cpus)
         self.lists: list[deque[Work]] = [deque() for _ in range(n)]
         #: per list: items inserted / finished (flush_workqueue waits on these)
         self.inserted = [0] * n
@@ -117,17 +135,9 @@ def worker_thread(k: KernelCore, wq: Workqueue, i: int) -> Flow:
         w = lst.popleft()
         w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)
         w.running += 1
-        c = k.engine.current_cpu
-        if k.tracing and c is not None:
-            k.trace.emit(
-                c, "workqueue:workqueue_execute_start", {"work": w.name, "function": _name(w.func)}
-            )
+        k._wq_trace_exec(w, "start")
         yield from run_in_task(k, w.func, (w,), f"work {w.name}")
-        c = k.engine.current_cpu
-        if k.tracing and c is not None:
-            k.trace.emit(
-                c, "workqueue:workqueue_execute_end", {"work": w.name, "function": _name(w.func)}
-            )
+        k._wq_trace_exec(w, "end")
         w.running -= 1
         w.runs += 1
         wq.finished[i] += 1
@@ -139,48 +149,82 @@ class WorkqueueMixin(KernelBase):
 
     system_wq: Workqueue
     _workqueues: list[Workqueue]
+    _cmwq: Cmwq | None
 
     def _init_workqueues(self) -> None:
-        if self.config.workqueue_model != "per-cpu-threads":
-            raise IrqflowError(
-                f"KernelConfig(workqueue_model={self.config.workqueue_model!r}): the "
-                "concurrency-managed model is not available in this version; use "
-                "'per-cpu-threads' (the seed's events/N workers)"
-            )
         self._workqueues = []
-        self.system_wq = self.create_workqueue("events")
+        self._cmwq = (
+            Cmwq(cast("KernelCore", self)) if self.config.workqueue_model == "cmwq" else None
+        )
+        self.system_wq = (
+            self.alloc_workqueue("events") if self._cmwq else self.create_workqueue("events")
+        )
 
-    def _new_wq(self, name: str, flags: int, single: bool) -> Workqueue:
+    def _new_wq(
+        self, name: str, flags: int, single: bool, max_active: int = 0, ordered: bool = False
+    ) -> Workqueue:
         if not isinstance(name, str) or not name:
             raise IrqflowError(f"workqueue name {name!r}: give a non-empty string")
+        if not isinstance(max_active, int) or max_active < 0:
+            raise IrqflowError(f"alloc_workqueue({name!r}, max_active={max_active!r}): use >= 0")
         k = cast("KernelCore", self)
-        wq = Workqueue(k, name, flags, single)
-        for i in range(len(wq.lists)):
-            comm = name if single else f"{name}/{i}"
-            wq.workers.append(
-                k._spawn(comm, i, _worker_body(k, wq, i), nice=WORKER_NICE, start=False)
-            )
+        if self._cmwq is not None:
+            active = max_active or WQ_DFL_ACTIVE
+            if active > WQ_MAX_ACTIVE:
+                self.log(None, "warn", f"workqueue: max_active {active} requested for {name} "
+                         f"is out of range, clamping between 1 and {WQ_MAX_ACTIVE}")  # fmt: skip
+                active = WQ_MAX_ACTIVE
+            wq = Workqueue(k, name, flags, True, cmwq=True, max_active=active, ordered=ordered)
+        else:
+            wq = Workqueue(k, name, flags, single)
+            for i in range(len(wq.lists)):
+                comm = name if single else f"{name}/{i}"
+                wq.workers.append(
+                    k._spawn(comm, i, _worker_body(k, wq, i), nice=WORKER_NICE, start=False)
+                )
         self._workqueues.append(wq)
         return wq
 
     def create_workqueue(self, name: str) -> Workqueue:
-        """One worker thread per CPU, ``<name>/<cpu>``."""
-        return self._new_wq(name, 0, single=False)
+        """Per-CPU threads ``<name>/<cpu>`` (per-cpu-threads model); under cmwq the legacy
+        macro: max_active 1 per CPU."""
+        return self._new_wq(name, WQ_MEM_RECLAIM, single=False, max_active=1)
 
     def create_singlethread_workqueue(self, name: str) -> Workqueue:
-        """One worker thread, ``<name>``, for all CPUs: items run one at a time, in order."""
-        return self._new_wq(name, 0, single=True)
+        """One worker thread, ``<name>``, for all CPUs (cmwq: an ordered queue): items run
+        one at a time, in order."""
+        return self.alloc_ordered_workqueue(name)
 
-    def alloc_ordered_workqueue(self, name: str) -> Workqueue:
-        """At most one item at a time, in queueing order (one thread)."""
-        return self._new_wq(name, 0, single=True)
+    def alloc_ordered_workqueue(self, name: str, flags: int = 0) -> Workqueue:
+        """At most one item at a time, in queueing order (invariant 52)."""
+        return self._new_wq(name, flags | WQ_UNBOUND, single=True, max_active=1, ordered=True)
 
     def alloc_workqueue(self, name: str, flags: int = 0, max_active: int = 0) -> Workqueue:
-        """In this model: per-CPU threads, or one thread with ``WQ_UNBOUND`` or
-        ``max_active=1``."""
-        if not isinstance(max_active, int) or max_active < 0:
-            raise IrqflowError(f"alloc_workqueue({name!r}, max_active={max_active!r}): use >= 0")
-        return self._new_wq(name, flags, single=bool(flags & WQ_UNBOUND) or max_active == 1)
+        """cmwq: a queue onto the per-CPU (or, with ``WQ_UNBOUND``, unbound) pools with at
+        most ``max_active`` items active per pool (0: 1024).  per-cpu-threads model:
+        per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``."""
+        single = bool(flags & WQ_UNBOUND) or max_active == 1
+        return self._new_wq(name, flags, single=single, max_active=max_active)
+
+    # --- tracepoints shared by both models ----------------------------------------------
+    def _wq_trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
+        if self.tracing:
+            fields = {"work": w.name, "function": _name(w.func), "workqueue": wq.name,
+                      "req_cpu": req_cpu, "cpu": cpu}  # fmt: skip
+            self.trace.emit(self.engine.current_cpu or self.cpus[0],
+                            "workqueue:workqueue_queue_work", fields)  # fmt: skip
+
+    def _wq_trace_activate(self, w: Work) -> None:
+        if self.tracing:
+            self.trace.emit(self.engine.current_cpu or self.cpus[0],
+                            "workqueue:workqueue_activate_work",
+                            {"work": w.name, "function": _name(w.func)})  # fmt: skip
+
+    def _wq_trace_exec(self, w: Work, which: str) -> None:
+        c = self.engine.current_cpu
+        if self.tracing and c is not None:
+            self.trace.emit(c, f"workqueue:workqueue_execute_{which}",
+                            {"work": w.name, "function": _name(w.func)})  # fmt: skip
 
     def _work_cpu(self) -> int:
         c = self.engine.current_cpu
@@ -192,21 +236,18 @@ class WorkqueueMixin(KernelBase):
         return w
 
     def _insert(self, wq: Workqueue, w: Work, cpu: int) -> None:
-        """``insert_work``: append to the list and wake its worker (PENDING already set)."""
+        """``__queue_work``: PENDING is already set."""
+        if self._cmwq is not None:
+            self._cmwq.queue(wq, w, cpu)
+            return
         i = 0 if wq.single else cpu
         w.wq = wq
         w.cpu = i
         w.queued += 1
         wq.lists[i].append(w)
         wq.inserted[i] += 1
-        c = self.engine.current_cpu or self.cpus[0]
-        if self.tracing:
-            fields = {"work": w.name, "function": _name(w.func), "workqueue": wq.name,
-                      "req_cpu": cpu, "cpu": i}  # fmt: skip
-            self.trace.emit(c, "workqueue:workqueue_queue_work", fields)
-            self.trace.emit(
-                c, "workqueue:workqueue_activate_work", {"work": w.name, "function": _name(w.func)}
-            )
+        self._wq_trace_queue(wq, w, cpu, i)
+        self._wq_trace_activate(w)
         cast("KernelCore", self)._wake_up_process(wq.workers[i])
 
     def queue_work_on(self, cpu: int, wq: Workqueue, w: Work) -> bool:
@@ -261,6 +302,8 @@ class WorkqueueMixin(KernelBase):
             return False
         if isinstance(w, DelayedWork) and w.timer.pending:
             w.timer.pending = False
+        elif self._cmwq is not None:
+            self._cmwq.steal(w)
         elif w.wq is not None and w in w.wq.lists[w.cpu]:
             w.wq.lists[w.cpu].remove(w)
             w.wq.finished[w.cpu] += 1  # it leaves the list: flushes do not wait for it

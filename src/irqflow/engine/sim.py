@@ -493,6 +493,8 @@ class SimEngine:
         task = c.current
         task.state = SLEEPING
         c.rq.dequeue(task)
+        if task.wq_worker is not None:
+            self.k._wq_worker_sleeping(task)
         self._schedule(c, st)
 
     def _timeout(self, task: Task, _: Any) -> None:
