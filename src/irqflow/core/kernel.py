@@ -51,6 +51,7 @@ from irqflow.core.softirq import (
     raise_softirq_irqoff,
     user_action,
 )
+from irqflow.core.sync import Completion, Mutex, WaitQueueHead, _WaitEvent
 from irqflow.core.tasklet import (
     TASKLET_STATE_RUN,
     TASKLET_STATE_SCHED,
@@ -408,6 +409,29 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         if ms < 0:
             raise ValueError(f"msleep({ms}): cannot sleep a negative time")
         return _MSleep(self, int(ms * 1_000_000))
+
+    def completion(self) -> Completion:
+        """A new ``struct completion`` (``.complete()``, ``await .wait()``)."""
+        return Completion(self)
+
+    def mutex(self) -> Mutex:
+        """A new ``struct mutex`` (``await m.lock()``, ``m.unlock()``, ``async with m:``)."""
+        return Mutex(self)
+
+    def wait_queue_head(self, name: str = "") -> WaitQueueHead:
+        """A new wait queue head for :meth:`wait_event` / :meth:`wake_up`."""
+        return WaitQueueHead(self, name)
+
+    def wait_event(self, h: WaitQueueHead, cond: Callable[[], bool]) -> _WaitEvent:
+        """``await k.wait_event(h, cond)``: sleep on ``h`` until ``cond()`` is true; the
+        condition is re-checked each time ``h`` is woken."""
+        if not isinstance(h, WaitQueueHead):
+            raise TypeError(f"wait_event: expected a wait queue head, got {h!r}")
+        return _WaitEvent(h, cond)
+
+    def wake_up(self, h: WaitQueueHead) -> int:
+        """Wake the sleepers of ``h`` (any context); returns how many were woken."""
+        return h.wake_up()
 
     def cond_resched(self) -> _Await:
         """``await k.cond_resched()``: let another task run if one should."""
