@@ -38,6 +38,10 @@ BH_ENABLE = "bh_enable"
 #: The local APIC timer (the tick) in a CPU's interrupt-request register. It is a
 #: system vector, not a genirq line: it shows as LOC in /proc/interrupts.
 LOCAL_TIMER_VECTOR = -1
+#: The reschedule IPI (RES): only its return path matters (preemption).
+RESCHEDULE_VECTOR = -2
+#: The irq_work IPI (IWI): raises work on another CPU, e.g. a remote BH workqueue kick.
+IRQ_WORK_VECTOR = -3
 
 
 def in_hardirq(pc: int) -> bool:
@@ -80,6 +84,7 @@ class Cpu:
 
     __slots__ = (
         "arch_counts",
+        "bh_work",
         "charges",
         "current",
         "engine_state",
@@ -141,6 +146,8 @@ class Cpu:
         self.in_net_rx_action = False
         #: /proc/net/softnet_stat column 3: net_rx_action runs cut short by budget or time
         self.time_squeeze = 0
+        #: BH workqueue pools of this CPU (6.9+): [normal, highpri] lists of work items
+        self.bh_work: tuple[deque[Any], deque[Any]] = (deque(), deque())
         #: kernel timers of this CPU: heap of (expires jiffies, seq, flow)
         self.timers: list[tuple[int, int, Any]] = []
         self.ksoftirqd_wakeups = 0

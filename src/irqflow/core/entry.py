@@ -75,9 +75,11 @@ def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
         yield from handle_softirqs(k, c)
 
 
-def do_reschedule_ipi(k: KernelCore, c: Cpu) -> Flow:
-    """The reschedule IPI (RES): its only job is the preemption check on return."""
+def do_reschedule_ipi(k: KernelCore, c: Cpu, row: str = "RES") -> Flow:
+    """An IPI whose work happens on the way out: the reschedule IPI (RES: the preemption
+    check on return) or the irq_work IPI (IWI: softirqs raised for this CPU run at its
+    irq_exit)."""
     c.preempt_count += HARDIRQ_OFFSET
-    c.arch_counts["RES"] = c.arch_counts.get("RES", 0) + 1
+    c.arch_counts[row] = c.arch_counts.get(row, 0) + 1
     if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
         yield from handle_softirqs(k, c)

@@ -96,6 +96,9 @@ def tasklet_schedule_on(k: KernelCore, c: Cpu, t: Tasklet, nr: int) -> bool:
 
 
 def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -> Flow:
+    bh = c.bh_work[1 if nr == 0 else 0]
+    if bh:  # 6.9+: the CPU's BH workqueue pool runs first (invariant 58)
+        yield from bh_worker(k, c, bh, nr)
     items = tuple(lst)  # take the whole list with IRQs off; schedules from now go to the next pass
     lst.clear()
     cost = k.config.tasklet_dispatch_ns
@@ -124,6 +127,26 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
         if tracing:
             k.trace.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": _func_name(t.func)})
         t.state &= ~TASKLET_STATE_RUN
+
+
+def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> Flow:
+    """``bh_worker``: run the items queued so far, in queueing order, in softirq context;
+    items queued meanwhile re-raise the vector for the next pass."""
+    from irqflow.core.workqueue import WORK_STRUCT_PENDING, _name
+
+    for _ in range(len(bh)):
+        w, wq = bh.popleft()
+        w.state &= ~WORK_STRUCT_PENDING
+        w.running += 1
+        k._wq_trace_exec(w, "start")
+        yield Run(w.func, (w,), f"bh work {w.name}")
+        k._wq_trace_exec(w, "end")
+        w.running -= 1
+        w.runs += 1
+        wq.finished[0] += 1
+    if bh:
+        raise_softirq_irqoff(k, c, nr, wake=False)
+    del _name
 
 
 def tasklet_action(k: KernelCore, c: Cpu) -> Flow:

@@ -22,13 +22,16 @@ from typing import TYPE_CHECKING, Any, cast
 
 from irqflow.core.base import KernelBase
 from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
-from irqflow.core.constants import WQ_MEM_RECLAIM, WQ_UNBOUND
+from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
+from irqflow.core.cpu import IRQ_WORK_VECTOR
 from irqflow.core.effects import BLOCK, COND_RESCHED
 from irqflow.core.errors import IrqflowError
 from irqflow.core.kthread import run_in_task
+from irqflow.core.softirq import raise_softirq_irqoff
 from irqflow.core.timer import Timer, arm
 
 if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
     from irqflow.core.sched import Task
 
@@ -148,6 +151,8 @@ class WorkqueueMixin(KernelBase):
     """The workqueue calls of ``KernelCore``."""
 
     system_wq: Workqueue
+    system_bh_wq: Workqueue
+    system_bh_highpri_wq: Workqueue
     _workqueues: list[Workqueue]
     _cmwq: Cmwq | None
 
@@ -159,6 +164,8 @@ class WorkqueueMixin(KernelBase):
         self.system_wq = (
             self.alloc_workqueue("events") if self._cmwq else self.create_workqueue("events")
         )
+        self.system_bh_wq = self.alloc_workqueue("events_bh", WQ_BH)
+        self.system_bh_highpri_wq = self.alloc_workqueue("events_bh_highpri", WQ_BH | WQ_HIGHPRI)
 
     def _new_wq(
         self, name: str, flags: int, single: bool, max_active: int = 0, ordered: bool = False
@@ -200,11 +207,23 @@ class WorkqueueMixin(KernelBase):
         return self._new_wq(name, flags | WQ_UNBOUND, single=True, max_active=1, ordered=True)
 
     def alloc_workqueue(self, name: str, flags: int = 0, max_active: int = 0) -> Workqueue:
+        if flags & WQ_BH:
+            if flags & ~(WQ_BH | WQ_HIGHPRI) or max_active:
+                raise IrqflowError(
+                    f"alloc_workqueue({name!r}, WQ_BH): a BH workqueue may only add "
+                    "WQ_HIGHPRI, and max_active must be 0"
+                )
+            return self._new_bh_wq(name, flags)
         """cmwq: a queue onto the per-CPU (or, with ``WQ_UNBOUND``, unbound) pools with at
         most ``max_active`` items active per pool (0: 1024).  per-cpu-threads model:
         per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``."""
         single = bool(flags & WQ_UNBOUND) or max_active == 1
         return self._new_wq(name, flags, single=single, max_active=max_active)
+
+    def _new_bh_wq(self, name: str, flags: int) -> Workqueue:
+        wq = Workqueue(cast("KernelCore", self), name, flags, True)
+        self._workqueues.append(wq)
+        return wq
 
     # --- tracepoints shared by both models ----------------------------------------------
     def _wq_trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
@@ -237,6 +256,21 @@ class WorkqueueMixin(KernelBase):
 
     def _insert(self, wq: Workqueue, w: Work, cpu: int) -> None:
         """``__queue_work``: PENDING is already set."""
+        if wq.flags & WQ_BH:
+            # BH workqueue: the queueing CPU's BH pool, run from TASKLET/HI_SOFTIRQ
+            hi = bool(wq.flags & WQ_HIGHPRI)
+            c = self.cpus[cpu]
+            w.wq, w.cpu = wq, cpu
+            w.queued += 1
+            wq.inserted[0] += 1
+            c.bh_work[hi].append((w, wq))
+            self._wq_trace_queue(wq, w, cpu, cpu)
+            self._wq_trace_activate(w)
+            if self.engine.current_cpu is c:
+                raise_softirq_irqoff(cast("KernelCore", self), c, 0 if hi else 6)
+            else:  # a remote CPU: irq_work raises it there
+                self.engine.call_at(self.engine.now, _raise_on, cast("KernelCore", self), c, hi)
+            return
         if self._cmwq is not None:
             self._cmwq.queue(wq, w, cpu)
             return
@@ -302,6 +336,12 @@ class WorkqueueMixin(KernelBase):
             return False
         if isinstance(w, DelayedWork) and w.timer.pending:
             w.timer.pending = False
+        elif w.wq is not None and w.wq.flags & WQ_BH:
+            lst = self.cpus[w.cpu].bh_work[bool(w.wq.flags & WQ_HIGHPRI)]
+            for item in list(lst):
+                if item[0] is w:
+                    lst.remove(item)
+                    w.wq.finished[0] += 1
         elif self._cmwq is not None:
             self._cmwq.steal(w)
         elif w.wq is not None and w in w.wq.lists[w.cpu]:
@@ -357,3 +397,11 @@ class WorkqueueMixin(KernelBase):
 
 def _worker_body(k: KernelCore, wq: Workqueue, i: int) -> Callable[[], Flow]:
     return lambda: worker_thread(k, wq, i)
+
+
+def _raise_on(k: KernelCore, c: Cpu, hi: bool) -> None:
+    """irq_work on another CPU: mark the BH pool's vector pending there and send the IPI,
+    whose irq_exit runs it."""
+    raise_softirq_irqoff(k, c, 0 if hi else 6, wake=False)
+    c.irr[IRQ_WORK_VECTOR] = None
+    k.engine.deliver(c)

@@ -40,6 +40,7 @@ from irqflow.core.cpu import (
     INTERRUPT_MASK,
     IRQ,
     LOCAL_TIMER_VECTOR,
+    RESCHEDULE_VECTOR,
     SOFTIRQ,
     SYSTEM,
     USER,
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 Flow = Generator[Any, Any, Any]
-RESCHEDULE_VECTOR = -2
 TASK, IRQ_FRAME, NESTED = 0, 1, 2
 INF = float("inf")
 #: how far ahead of now a blocking call from outside the machine may push virtual time
@@ -455,7 +455,7 @@ class SimEngine:
         elif vector == LOCAL_TIMER_VECTOR:
             gen = do_local_timer(k, c)
         else:
-            gen = do_reschedule_ipi(k, c)
+            gen = do_reschedule_ipi(k, c, "RES" if vector == RESCHEDULE_VECTOR else "IWI")
         f = Frame(gen, IRQ_FRAME)
         f.saved_on = c.irqs_on
         f.final_on = False
