@@ -18,22 +18,33 @@ from irqflow import IRQ_HANDLED, IRQ_NONE, NET_RX_SOFTIRQ, Kernel, Napi
 PACKETS, SPACING_NS, RING = 20_000, 1_000, 512
 
 
-def flood(k: Kernel, arrive: object) -> None:
-    for i in range(PACKETS):
-        k.call_at(10_000 + i * SPACING_NS, arrive)  # type: ignore[arg-type]
+class Nic:
+    """The card: a receive ring of RING packets; a full ring drops."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.ring: deque[int] = deque()
+        self.dropped = 0
+        for i in range(PACKETS):  # the flood
+            k.call_at(10_000 + i * SPACING_NS, self.arrive)
+
+    def arrive(self) -> None:
+        if len(self.ring) < RING:
+            self.ring.append(1)
+        else:
+            self.dropped += 1
+        self.k.raise_irq(24)
+
+    def result(self) -> tuple[int, int, int]:
+        self.k.run()
+        snap = self.k.statistics()
+        return snap.irqs[24].accepted, self.dropped, snap.cpus[0].irq
 
 
 def per_packet() -> tuple[int, int, int]:
     k = Kernel(cpus=1)
-    ring: deque[int] = deque()
-    dropped = [0]
-
-    def arrive() -> None:
-        if len(ring) < RING:
-            ring.append(1)
-        else:
-            dropped[0] += 1
-        k.raise_irq(24)
+    nic = Nic(k)
+    ring = nic.ring
 
     def net_rx() -> None:
         while ring:
@@ -47,22 +58,13 @@ def per_packet() -> tuple[int, int, int]:
 
     k.open_softirq(NET_RX_SOFTIRQ, net_rx)
     k.request_irq(24, eth0, name="eth0")
-    flood(k, arrive)
-    k.run()
-    return k.statistics().irqs[24].accepted, dropped[0], k.statistics().cpus[0].irq
+    return nic.result()
 
 
 def with_napi() -> tuple[int, int, int]:
     k = Kernel(cpus=1)
-    ring: deque[int] = deque()
-    dropped = [0]
-
-    def arrive() -> None:
-        if len(ring) < RING:
-            ring.append(1)
-        else:
-            dropped[0] += 1
-        k.raise_irq(24)
+    nic = Nic(k)
+    ring = nic.ring
 
     def poll(napi: Napi, budget: int) -> int:
         done = 0
@@ -85,9 +87,7 @@ def with_napi() -> tuple[int, int, int]:
         return IRQ_HANDLED
 
     k.request_irq(24, eth0, name="eth0")
-    flood(k, arrive)
-    k.run()
-    return k.statistics().irqs[24].accepted, dropped[0], k.statistics().cpus[0].irq
+    return nic.result()
 
 
 for label, (irqs, dropped, irq_ns) in (("interrupt per packet", per_packet()),

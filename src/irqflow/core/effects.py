@@ -36,6 +36,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 
+def symbol_name(func: Callable[..., Any]) -> str:
+    """A kernel-symbol-like name for driver code, as tracepoints print functions:
+    ``Class.method`` or ``function`` (enclosing functions' ``<locals>`` dropped)."""
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return name.rpartition("<locals>.")[2] if name else repr(func)
+
+
 class _Marker:
     __slots__ = ("name",)
 

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from irqflow.core.effects import Run
+from irqflow.core.effects import Run, symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
@@ -27,12 +27,6 @@ Flow = Generator[Any, Any, None]
 TASKLET_STATE_SCHED = 1 << 0
 #: TASKLET_STATE_RUN: running on some CPU
 TASKLET_STATE_RUN = 1 << 1
-
-
-def _func_name(func: Callable[..., Any]) -> str:
-    """A symbol-like name: ``Class.method`` or ``function`` (enclosing functions dropped)."""
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return name.rpartition("<locals>.")[2] if name else repr(func)
 
 
 class Tasklet:
@@ -57,7 +51,7 @@ class Tasklet:
             raise TypeError(f"Tasklet(func={func!r}): func must be callable as func(data)")
         self.func = func
         self.data = data
-        self.name = name or _func_name(func)
+        self.name = name or symbol_name(func)
         self.state = 0
         #: disable count: the tasklet runs only at 0
         self.count = 1 if disabled else 0
@@ -121,18 +115,18 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
             t.kill_waiting = False
             t.state |= TASKLET_STATE_SCHED
         if tracing:
-            k.trace.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": _func_name(t.func)})
+            k.trace.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": symbol_name(t.func)})
         yield Run(t.func, (t.data,), f"tasklet {t.name}", None, cost)
         t.runs += 1
         if tracing:
-            k.trace.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": _func_name(t.func)})
+            k.trace.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": symbol_name(t.func)})
         t.state &= ~TASKLET_STATE_RUN
 
 
 def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> Flow:
     """``bh_worker``: run the items queued so far, in queueing order, in softirq context;
     items queued meanwhile re-raise the vector for the next pass."""
-    from irqflow.core.workqueue import WORK_STRUCT_PENDING, _name
+    from irqflow.core.workqueue import WORK_STRUCT_PENDING  # workqueue.py imports us
 
     for _ in range(len(bh)):
         w, wq = bh.popleft()
@@ -146,7 +140,6 @@ def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> Flow:
         wq.finished[0] += 1
     if bh:
         raise_softirq_irqoff(k, c, nr, wake=False)
-    del _name
 
 
 def tasklet_action(k: KernelCore, c: Cpu) -> Flow:

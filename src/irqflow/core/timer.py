@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import TIMER_SOFTIRQ
-from irqflow.core.effects import Run
+from irqflow.core.effects import Run, symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
@@ -34,11 +34,6 @@ if TYPE_CHECKING:
 
 Flow = Generator[Any, Any, None]
 TimerFlow = Callable[["KernelCore", "Cpu"], Flow]
-
-
-def _name(func: Callable[..., Any]) -> str:
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return name.rpartition("<locals>.")[2] if name else repr(func)
 
 
 class Timer:
@@ -61,7 +56,7 @@ class Timer:
         self.data = data
         self.flow = flow
         target: Callable[..., Any] | None = func if func is not None else flow
-        self.name = name or (_name(target) if target is not None else "timer")
+        self.name = name or (symbol_name(target) if target is not None else "timer")
         self.expires = 0
         #: armed and not yet run (timer_pending())
         self.pending = False

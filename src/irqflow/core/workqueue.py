@@ -24,7 +24,7 @@ from irqflow.core.base import KernelBase
 from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
 from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
 from irqflow.core.cpu import IRQ_WORK_VECTOR
-from irqflow.core.effects import BLOCK, COND_RESCHED
+from irqflow.core.effects import BLOCK, COND_RESCHED, symbol_name
 from irqflow.core.errors import IrqflowError
 from irqflow.core.kthread import run_in_task
 from irqflow.core.softirq import raise_softirq_irqoff
@@ -42,11 +42,6 @@ WORKER_NICE = -5
 WORK_STRUCT_PENDING = 1 << 0
 
 
-def _name(func: Callable[..., Any]) -> str:
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return name.rpartition("<locals>.")[2] if name else repr(func)
-
-
 class Work:
     """``struct work_struct``: ``func(work)`` runs in a worker thread (process context)."""
 
@@ -56,7 +51,7 @@ class Work:
         if not callable(func):
             raise TypeError(f"Work(func={func!r}): func must be callable as func(work)")
         self.func = func
-        self.name = name or _name(func)
+        self.name = name or symbol_name(func)
         self.state = 0
         #: how many instances are running right now (more than 1 only across CPUs)
         self.running = 0
@@ -228,7 +223,7 @@ class WorkqueueMixin(KernelBase):
     # --- tracepoints shared by both models ----------------------------------------------
     def _wq_trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
         if self.tracing:
-            fields = {"work": w.name, "function": _name(w.func), "workqueue": wq.name,
+            fields = {"work": w.name, "function": symbol_name(w.func), "workqueue": wq.name,
                       "req_cpu": req_cpu, "cpu": cpu}  # fmt: skip
             self.trace.emit(self.engine.current_cpu or self.cpus[0],
                             "workqueue:workqueue_queue_work", fields)  # fmt: skip
@@ -237,13 +232,13 @@ class WorkqueueMixin(KernelBase):
         if self.tracing:
             self.trace.emit(self.engine.current_cpu or self.cpus[0],
                             "workqueue:workqueue_activate_work",
-                            {"work": w.name, "function": _name(w.func)})  # fmt: skip
+                            {"work": w.name, "function": symbol_name(w.func)})  # fmt: skip
 
     def _wq_trace_exec(self, w: Work, which: str) -> None:
         c = self.engine.current_cpu
         if self.tracing and c is not None:
             self.trace.emit(c, f"workqueue:workqueue_execute_{which}",
-                            {"work": w.name, "function": _name(w.func)})  # fmt: skip
+                            {"work": w.name, "function": symbol_name(w.func)})  # fmt: skip
 
     def _work_cpu(self) -> int:
         c = self.engine.current_cpu

@@ -10,7 +10,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import IRQF_SHARED, SPURIOUS_UNHANDLED_LIMIT, SPURIOUS_WINDOW
-from irqflow.core.effects import IRQS_ON
+from irqflow.core.effects import IRQS_ON, symbol_name
 from irqflow.core.irq.desc import (
     DISABLED,
     INPROGRESS,
@@ -74,9 +74,7 @@ def note_interrupt(k: KernelCore, c: Cpu, desc: IrqDesc, ret: int) -> None:
         k.log(c, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)')
         k.log(c, "err", "handlers:")
         for action in desc.actions:
-            fn = action.handler
-            symbol = getattr(fn, "__qualname__", None) or type(fn).__name__
-            k.log(c, "err", f"[<{symbol}>] {action.name}")
+            k.log(c, "err", f"[<{symbol_name(action.handler)}>] {action.name}")
         k.log(c, "emerg", f"Disabling IRQ #{desc.irq}")
         desc.state |= SPURIOUS_DISABLED | DISABLED
         desc.depth += 1
