@@ -17,7 +17,6 @@ from irqflow.core.base import Engine
 from irqflow.core.config import KernelConfig
 from irqflow.core.constants import (
     HI_SOFTIRQ,
-    NET_RX_SOFTIRQ,
     NR_SOFTIRQS,
     SOFTIRQ_NAMES,
     TASKLET_SOFTIRQ,
@@ -42,7 +41,6 @@ from irqflow.core.napi import (
     napi_complete_done,
     napi_schedule_on,
     napi_schedule_prep,
-    net_rx_action,
 )
 from irqflow.core.sched import RUNNING, RunQueue, Task
 from irqflow.core.softirq import (
@@ -126,7 +124,6 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         self._softirq_flow[HI_SOFTIRQ] = tasklet_hi_action
         self._softirq_flow[TASKLET_SOFTIRQ] = tasklet_action
         self._softirq_flow[TIMER_SOFTIRQ] = run_timer_softirq
-        self._softirq_flow[NET_RX_SOFTIRQ] = net_rx_action
         self._timer_seq = 0
         self._spurious_poll_armed = False
         self._softirq_pass = Busy(

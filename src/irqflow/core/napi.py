@@ -74,6 +74,10 @@ def napi_schedule_prep(n: Napi) -> bool:
 def napi_schedule_on(k: KernelCore, c: Cpu, n: Napi) -> None:
     """``____napi_schedule``: tail of this CPU's poll list; raise NET_RX without waking
     ksoftirqd, and not while net_rx_action runs here."""
+    if k._softirq_flow[NET_RX_SOFTIRQ] is None:
+        # net_dev_init: NET_RX gets the kernel's action once NAPI is used, so a machine
+        # whose drivers open NET_RX themselves and never use NAPI pays nothing for it
+        k._softirq_flow[NET_RX_SOFTIRQ] = net_rx_action
     c.poll_list.append(n)
     if not c.in_net_rx_action:
         raise_softirq_irqoff(k, c, NET_RX_SOFTIRQ, wake=False)
