@@ -52,6 +52,9 @@ def test_cli_demo_exit_code_and_ftrace(tmp_path: Path, capsys: object) -> None:
     text = out.read_text()
     assert text.startswith("# tracer: nop")
     assert "irq_handler_entry: irq=24 name=eth0" in text
+    json_out = tmp_path / "demo.json"
+    assert main(["demo", "--trace", str(json_out)]) == 0
+    assert '"traceEvents"' in json_out.read_text()
 
 
 def test_python_dash_m_irqflow_help() -> None:

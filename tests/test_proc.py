@@ -401,3 +401,16 @@ def test_stat_softirq_line_equals_proc_softirqs_column_sums() -> None:
     assert [int(n) for n in softirq_row[2:]] == sums
     assert int(softirq_row[1]) == sum(sums)
     assert stat(snap).endswith("softirq 867 6 750 0 17 0 0 4 0 0 90\n")
+
+
+def test_mpstat_table_splits_each_cpu_into_percentages() -> None:
+    """mpstat: per-CPU %usr %sys %irq %soft %idle of that CPU's time, and the 'all' row."""
+    from irqflow.proc import mpstat
+
+    snap = snapshot(2, cpus=(CpuTimes(50, 0, 10, 30, 5, 5), CpuTimes(0, 0, 0, 100, 0, 0)))
+    assert mpstat(snap) == (
+        "CPU     %usr    %sys    %irq   %soft   %idle\n"
+        "all   25.00    5.00    2.50    2.50   65.00\n"
+        "  0   50.00   10.00    5.00    5.00   30.00\n"
+        "  1    0.00    0.00    0.00    0.00  100.00\n"
+    )

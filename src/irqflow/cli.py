@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--ftrace", metavar="PATH", help="also write the whole trace as ftrace text")
+    demo.add_argument(
+        "--trace",
+        metavar="PATH",
+        help="also write the trace as Chrome JSON (open it in ui.perfetto.dev or chrome://tracing)",
+    )
     return p
 
 
@@ -48,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.ftrace:
                 k.trace.write_ftrace(args.ftrace)
                 print(f"\nwrote {len(k.trace.events())} trace events to {args.ftrace}")
+            if args.trace:
+                k.trace.write_perfetto(args.trace)
+                print(f"\nwrote the Perfetto/Chrome trace to {args.trace}")
             return 0
     except IrqflowError as exc:
         print(f"irqflow: {exc}", file=sys.stderr)

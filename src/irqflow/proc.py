@@ -194,3 +194,23 @@ def _cpu_columns(t: CpuTimes) -> str:
     """user nice system idle iowait irq softirq steal guest guest_nice, in ticks."""
     values = (t.user, t.nice, t.system, t.idle, 0, t.irq, t.softirq, 0, 0, 0)
     return " ".join(str(_clock_t(ns)) for ns in values)
+
+
+def mpstat(snap: Snapshot) -> str:
+    """An ``mpstat -P ALL``-like table: where each CPU's time went, in percent."""
+    rows = ["CPU     %usr    %sys    %irq   %soft   %idle"]
+
+    def row(label: str, times: Sequence[CpuTimes]) -> str:
+        total = sum(t.total for t in times) or 1
+        parts = (
+            sum(t.user + t.nice for t in times),
+            sum(t.system for t in times),
+            sum(t.irq for t in times),
+            sum(t.softirq for t in times),
+            sum(t.idle for t in times),
+        )
+        return f"{label:>3} " + " ".join(f"{100 * p / total:7.2f}" for p in parts)
+
+    rows.append(row("all", snap.cpus))
+    rows.extend(row(str(n), [t]) for n, t in enumerate(snap.cpus))
+    return "\n".join(rows) + "\n"

@@ -102,3 +102,9 @@ class Tracer:
         from irqflow.trace.ftrace import write_ftrace
 
         write_ftrace(path, self.events(), len(self._k.cpus))
+
+    def write_perfetto(self, path: str | Path) -> None:
+        """Write the events as Chrome trace-event JSON (Perfetto UI, chrome://tracing)."""
+        from irqflow.trace.perfetto import write_perfetto
+
+        write_perfetto(path, self.events(), len(self._k.cpus))
