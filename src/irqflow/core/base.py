@@ -21,6 +21,7 @@ from irqflow.core.irq.desc import (
 )
 from irqflow.core.kthread import in_coroutine_step
 from irqflow.core.sched import Task
+from irqflow.stats.latency import LatencyRecorder
 from irqflow.stats.snapshot import LogRecord, Oops
 from irqflow.trace.tracer import Tracer
 
@@ -72,6 +73,7 @@ class KernelBase:
     _log: list[LogRecord]
     _oopses: list[Oops]
     _bogus_reports: int
+    lat: LatencyRecorder
 
     def _atomic_message(self, c: Cpu, what: str) -> str:
         pc = c.preempt_count

@@ -73,6 +73,11 @@ class KernelConfig:
     #: irqflow's floor for one pass of a kernel loop (see the class docstring)
     min_loop_ns: int = 100
 
+    # --- observing ----------------------------------------------------------------------
+    #: record the latency histograms behind ``k.latency()`` (about 20% of the sim's
+    #: per-interrupt work; benchmarks/bench_observe.py measures it)
+    latency_histograms: bool = True
+
     # --- debugging ----------------------------------------------------------------------
     #: re-raise a handler's exception out of ``run()`` instead of recording an oops
     panic_on_oops: bool = False

@@ -104,6 +104,7 @@ class Cpu:
         "running",
         "softirq_counts",
         "softirq_pending",
+        "softirq_raise_ts",
         "softirq_raises",
         "tasklet_hi_vec",
         "tasklet_vec",
@@ -123,12 +124,14 @@ class Cpu:
         #: /proc/softirqs column: executions per vector
         self.softirq_counts = [0] * NR_SOFTIRQS
         self.softirq_raises = [0] * NR_SOFTIRQS
+        #: when each vector last went from not pending to pending (latency histograms)
+        self.softirq_raise_ts = [0] * NR_SOFTIRQS
         #: per-CPU tasklet lists (TASKLET_SOFTIRQ and HI_SOFTIRQ), FIFO
         self.tasklet_vec: deque[Tasklet] = deque()
         self.tasklet_hi_vec: deque[Tasklet] = deque()
         #: interrupt-request register: lines delivered to this CPU, not yet taken, in
-        #: arrival order (a dict used as an ordered set)
-        self.irr: dict[int, None] = {}
+        #: arrival order, each with the time it was presented (None for IPIs and the tick)
+        self.irr: dict[int, int | None] = {}
         #: ns per accounting category
         self.times: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
         #: CPU time charged by the driver code running now, as segments

@@ -43,7 +43,7 @@ def irq_exit_wants_softirq(c: Cpu) -> bool:
     return bool(c.softirq_pending) and not c.preempt_count & INTERRUPT_MASK
 
 
-def do_irq(k: KernelCore, c: Cpu, irq: int) -> Flow:
+def do_irq(k: KernelCore, c: Cpu, irq: int, t_presented: int | None = None) -> Flow:
     """A device interrupt on line ``irq`` (x86 ``common_interrupt``).
 
     The engine has already charged ``irq_entry_ns`` (vector stub, register save) when it
@@ -51,6 +51,8 @@ def do_irq(k: KernelCore, c: Cpu, irq: int) -> Flow:
     """
     irq_enter(k, c, irq)
     desc = k._descs[irq]
+    if t_presented is not None:
+        desc.lat_raise.add(k.engine.now - t_presented)
     yield from desc.handle_irq(k, c, desc)
     if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
         yield from handle_softirqs(k, c)

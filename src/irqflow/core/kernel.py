@@ -60,6 +60,7 @@ from irqflow.core.tasklet import (
 )
 from irqflow.core.timer import Timer, arm, run_timer_softirq
 from irqflow.core.workqueue import WorkqueueMixin
+from irqflow.stats.latency import LatencyRecorder, LatencyReport
 from irqflow.stats.snapshot import CpuTimes, IrqStats, LogRecord, Oops, Snapshot
 from irqflow.trace.tracer import Tracer
 
@@ -131,6 +132,11 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         )
         self._tick_ns = self.config.tick_period_ns
         self._softirq_time_jiffies = self.config.max_softirq_time_jiffies
+        self.lat = LatencyRecorder(self.config.latency_histograms)
+        self._lat_softirq_raise = [
+            self.lat.hist("softirq raise->entry", nr) for nr in range(NR_SOFTIRQS)
+        ]
+        self._lat_softirq = [self.lat.hist("softirq", nr) for nr in range(NR_SOFTIRQS)]
         self._log: list[LogRecord] = []
         self._oopses: list[Oops] = []
         self._bogus_reports = 0
@@ -484,6 +490,15 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
             c.need_resched = True
 
     # ------------------------------------------------------------------ observing
+    def latency(self) -> LatencyReport:
+        """Latency histograms so far: ``k.latency()["raise->hardirq"]["irq 24 eth0"].p99``;
+        ``.table()`` for a summary, ``.text(kind, subject)`` for a log2 histogram."""
+        irqs: dict[object, str] = {n: f"irq {n} {d.name}".rstrip() for n, d in self._descs.items()}
+        vecs: dict[object, str] = dict(enumerate(SOFTIRQ_NAMES))
+        return self.lat.report(
+            {"raise->hardirq": irqs, "hardirq": irqs, "softirq raise->entry": vecs, "softirq": vecs}
+        )
+
     def statistics(self) -> Snapshot:
         """A frozen snapshot of every counter."""
         ncpus = len(self.cpus)

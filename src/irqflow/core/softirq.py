@@ -46,7 +46,10 @@ def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -
     """
     if k.tracing:
         k.trace.emit(c, "irq:softirq_raise", {"vec": int(nr)})
-    c.softirq_pending |= 1 << nr
+    bit = 1 << nr
+    if not c.softirq_pending & bit:
+        c.softirq_raise_ts[nr] = k.engine.now
+    c.softirq_pending |= bit
     c.softirq_raises[nr] += 1
     if wake and not c.preempt_count & INTERRUPT_MASK:
         wakeup_softirqd(k, c, "raised from task context")
@@ -69,6 +72,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
     end = engine.now // tick_ns + k._softirq_time_jiffies  # jiffies + MAX_SOFTIRQ_TIME
     restart = k.config.softirq_max_restart
     pass_busy = k._softirq_pass  # Busy(pass cost, irqs_on=True)
+    lat_raise, lat_run = k._lat_softirq_raise, k._lat_softirq
     runs = k._softirq_run
     flows = k._softirq_flow
     counts = c.softirq_counts
@@ -82,6 +86,8 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
         while pending:
             if pending & 1:
                 counts[nr] += 1  # once per vector per pass (invariant 18)
+                t_entry = engine.now
+                lat_raise[nr].add(t_entry - c.softirq_raise_ts[nr])
                 if tracing:
                     k.trace.emit(c, "irq:softirq_entry", {"vec": nr})
                 # a vector runs the kernel's own action, then a driver's (open_softirq)
@@ -93,6 +99,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
                     yield run
                 elif flow is None:
                     k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
+                lat_run[nr].add(engine.now - t_entry)
                 if tracing:
                     k.trace.emit(c, "irq:softirq_exit", {"vec": nr})
             pending >>= 1

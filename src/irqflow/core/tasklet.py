@@ -37,7 +37,10 @@ class Tasklet:
     ``DECLARE_TASKLET_DISABLED`` (count 1: it needs one ``tasklet_enable``).
     """
 
-    __slots__ = ("count", "data", "func", "kill_waiting", "name", "runs", "schedules", "state")
+    __slots__ = (
+        "count", "data", "func", "kill_waiting", "lat", "name", "runs", "sched_ts", "schedules",
+        "state",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -60,6 +63,10 @@ class Tasklet:
         self.schedules = 0
         #: tasklet_kill is waiting to take SCHED from the queued instance
         self.kill_waiting = False
+        #: when it was last queued (latency histograms)
+        self.sched_ts = 0
+        #: (recorder, histogram) of its schedule->run latency, cached for the hot path
+        self.lat: tuple[Any, Any] = (None, None)
 
     @property
     def scheduled(self) -> bool:
@@ -84,6 +91,7 @@ def tasklet_schedule_on(k: KernelCore, c: Cpu, t: Tasklet, nr: int) -> bool:
         return False  # invariant 19: already queued and not started
     t.state |= TASKLET_STATE_SCHED
     t.schedules += 1
+    t.sched_ts = k.engine.now
     (c.tasklet_hi_vec if nr == 0 else c.tasklet_vec).append(t)
     raise_softirq_irqoff(k, c, nr)
     return True
@@ -114,6 +122,11 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
             # the callback become no-ops and nothing is queued again
             t.kill_waiting = False
             t.state |= TASKLET_STATE_SCHED
+        owner, hist = t.lat
+        if owner is not k.lat:
+            hist = k.lat.hist("tasklet schedule->run", t.name)
+            t.lat = (k.lat, hist)
+        hist.add(k.engine.now - t.sched_ts)
         if tracing:
             k.trace.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": symbol_name(t.func)})
         yield Run(t.func, (t.data,), f"tasklet {t.name}", None, cost)

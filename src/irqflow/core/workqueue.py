@@ -45,7 +45,10 @@ WORK_STRUCT_PENDING = 1 << 0
 class Work:
     """``struct work_struct``: ``func(work)`` runs in a worker thread (process context)."""
 
-    __slots__ = ("cpu", "func", "name", "pwq", "queued", "running", "runs", "state", "wq")
+    __slots__ = (
+        "cpu", "exec_ts", "func", "name", "pwq", "queue_ts", "queued", "running", "runs", "state",
+        "wq",
+    )  # fmt: skip
 
     def __init__(self, func: Callable[[Any], Any], *, name: str | None = None) -> None:
         if not callable(func):
@@ -62,6 +65,9 @@ class Work:
         self.cpu = 0
         #: cmwq: the pool_workqueue it was last queued through
         self.pwq: Any = None
+        #: when it was last queued and last started (latency histograms)
+        self.queue_ts = 0
+        self.exec_ts = 0
 
     @property
     def pending(self) -> bool:
@@ -222,6 +228,7 @@ class WorkqueueMixin(KernelBase):
 
     # --- tracepoints shared by both models ----------------------------------------------
     def _wq_trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
+        w.queue_ts = self.engine.now
         if self.tracing:
             fields = {"work": w.name, "function": symbol_name(w.func), "workqueue": wq.name,
                       "req_cpu": req_cpu, "cpu": cpu}  # fmt: skip
@@ -235,6 +242,13 @@ class WorkqueueMixin(KernelBase):
                             {"work": w.name, "function": symbol_name(w.func)})  # fmt: skip
 
     def _wq_trace_exec(self, w: Work, which: str) -> None:
+        now = self.engine.now
+        wq_name = w.wq.name if w.wq is not None else "?"
+        if which == "start":
+            self.lat.add("work queue->start", wq_name, now - w.queue_ts)
+            w.exec_ts = now
+        else:
+            self.lat.add("work", wq_name, now - w.exec_ts)
         c = self.engine.current_cpu
         if self.tracing and c is not None:
             self.trace.emit(c, f"workqueue:workqueue_execute_{which}",

@@ -448,10 +448,10 @@ class SimEngine:
     def _take_irq(self, c: Cpu, st: SimCpu) -> None:
         irr = c.irr
         vector = next(iter(irr))
-        del irr[vector]
+        t_presented = irr.pop(vector)
         k = self.k
         if vector >= 0:
-            gen = do_irq(k, c, vector)
+            gen = do_irq(k, c, vector, t_presented)
         elif vector == LOCAL_TIMER_VECTOR:
             gen = do_local_timer(k, c)
         else:

@@ -51,7 +51,7 @@ def present(k: KernelBase, desc: IrqDesc) -> None:
     if desc.irq in irr:
         desc.settle_coalesced()  # the CPU's request register holds one per line
         return
-    irr[desc.irq] = None
+    irr[desc.irq] = k.engine.now
     k.engine.deliver(c)
 
 

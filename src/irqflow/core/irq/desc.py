@@ -125,6 +125,8 @@ class IrqDesc:
         "irqs_unhandled",
         "kstat",
         "last_unhandled",
+        "lat_hardirq",
+        "lat_raise",
         "latched",
         "lost",
         "raised",
@@ -153,6 +155,9 @@ class IrqDesc:
         self.rr_next = 0
         self.inprogress_cpu: int | None = None
         self.kstat = [0] * ncpus
+        #: latency histograms of this line (set by the kernel: raise->hardirq, hardirq)
+        self.lat_raise: Any = None
+        self.lat_hardirq: Any = None
         # accounting
         self.raised = 0
         self.accepted = 0

@@ -105,6 +105,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
     desc.state |= INPROGRESS
     desc.inprogress_cpu = c.nr
     irq = desc.irq
+    start = k.engine.now
     ret = 0
     for action in tuple(desc.actions):
         if k.tracing:
@@ -127,6 +128,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
         and not desc.state & POLL_INPROGRESS
     ):
         note_interrupt(k, c, desc, ret)
+    desc.lat_hardirq.add(k.engine.now - start)
     desc.state &= ~INPROGRESS
     desc.inprogress_cpu = None
 

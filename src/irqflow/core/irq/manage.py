@@ -69,6 +69,8 @@ class IrqManageMixin(KernelBase):
         desc = self._descs.get(irq)
         if desc is None:
             desc = self._descs[irq] = IrqDesc(irq, len(self.cpus))
+            desc.lat_raise = self.lat.hist("raise->hardirq", irq)
+            desc.lat_hardirq = self.lat.hist("hardirq", irq)
         return desc
 
     def _flow_for(self, desc: IrqDesc) -> Callable[[KernelCore, Cpu, IrqDesc], Flow]:
