@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--ftrace", metavar="PATH", help="also write the whole trace as ftrace text")
     demo.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="also draw the CPUs' timeline during the flood (PNG or SVG; needs matplotlib)",
+    )
+    demo.add_argument(
         "--trace",
         metavar="PATH",
         help="also write the trace as Chrome JSON (open it in ui.perfetto.dev or chrome://tracing)",
@@ -53,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.ftrace:
                 k.trace.write_ftrace(args.ftrace)
                 print(f"\nwrote {len(k.trace.events())} trace events to {args.ftrace}")
+            if args.plot:
+                from irqflow.plot import timeline
+
+                timeline(k, args.plot, 2_990_000, 4_200_000, "irqflow demo: the packet flood")
+                print(f"\nwrote the timeline to {args.plot}")
             if args.trace:
                 k.trace.write_perfetto(args.trace)
                 print(f"\nwrote the Perfetto/Chrome trace to {args.trace}")

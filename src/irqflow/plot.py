@@ -1,0 +1,167 @@
+"""Plots (matplotlib, PNG or SVG by the file name): a per-CPU timeline of contexts and
+latency CDFs.
+
+``timeline(k, path, start_ns, end_ns)`` needs the trace on (``k.trace.enable("*")``): it
+rebuilds, from the tracepoints, which context each CPU was in at every moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from irqflow.trace.event import TraceEvent
+
+if TYPE_CHECKING:
+    from irqflow.kernel import Kernel
+    from irqflow.stats.latency import Histogram
+
+#: context -> colour (a colour-blind-safe palette, Okabe-Ito)
+COLOURS = {
+    "hardirq": "#D55E00",
+    "softirq": "#E69F00",
+    "tasklet": "#F0E442",
+    "ksoftirqd": "#CC79A7",
+    "irq thread": "#0072B2",
+    "worker": "#56B4E9",
+    "user": "#009E73",
+    "idle": "#EEEEEE",
+}
+
+
+def _task_context(comm: str) -> str:
+    if comm.startswith("swapper"):
+        return "idle"
+    if comm.startswith("ksoftirqd"):
+        return "ksoftirqd"
+    if comm.startswith("irq/"):
+        return "irq thread"
+    if comm.startswith(("kworker", "events")):
+        return "worker"
+    return "user"
+
+
+def context_segments(
+    events: Iterable[TraceEvent], ncpus: int, end_ns: int
+) -> list[tuple[int, int, int, str]]:
+    """``(cpu, start, end, context)`` segments rebuilt from tracepoints."""
+    task = ["idle"] * ncpus
+    stacks: list[list[str]] = [[] for _ in range(ncpus)]
+    since = [0] * ncpus
+    segs: list[tuple[int, int, int, str]] = []
+
+    def current(cpu: int) -> str:
+        stack = stacks[cpu]
+        if not stack:
+            return task[cpu]
+        top = stack[-1]
+        if top == "softirq" and task[cpu] == "ksoftirqd" and "hardirq" not in stack:
+            return "ksoftirqd"
+        return top
+
+    def mark(cpu: int, ts: int, before: str) -> None:
+        """Close the segment of ``before`` if the context changed at ``ts``."""
+        if current(cpu) != before:
+            if ts > since[cpu]:
+                segs.append((cpu, since[cpu], ts, before))
+            since[cpu] = ts
+
+    for ev in sorted(events, key=lambda e: e.ts):
+        cpu, ts, name = ev.cpu, ev.ts, ev.name
+        if cpu >= ncpus:
+            continue
+        stack = stacks[cpu]
+        before = current(cpu)
+        if name == "sched:sched_switch":
+            task[cpu] = _task_context(str(ev.fields.get("next_comm")))
+        elif name == "irqflow:irq_entry":
+            stack.append("hardirq")
+        elif name == "irqflow:irq_restore" and "hardirq" in stack:
+            _pop_to(stack, "hardirq")
+        elif name == "irq:softirq_entry":
+            stack.append("tasklet" if ev.fields.get("vec") in (0, 6) else "softirq")
+        elif name == "irq:softirq_exit" and stack and stack[-1] in ("softirq", "tasklet"):
+            stack.pop()
+        else:
+            continue
+        mark(cpu, ts, before)
+    for cpu in range(ncpus):
+        if end_ns > since[cpu]:
+            segs.append((cpu, since[cpu], end_ns, current(cpu)))
+    return segs
+
+
+def _pop_to(stack: list[str], name: str) -> None:
+    while stack and stack.pop() != name:
+        pass
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def timeline(
+    k: Kernel, path: str | Path, start_ns: int = 0, end_ns: int | None = None, title: str = ""
+) -> None:
+    """Per-CPU timeline of contexts between ``start_ns`` and ``end_ns``."""
+    end = k.now() if end_ns is None else end_ns
+    ncpus = len(k.cpus)
+    segs = context_segments(k.trace.events(), ncpus, k.now())
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 0.9 * ncpus + 1.6))
+    scale = 1e6 if end - start_ns > 2_000_000 else 1e3
+    unit = "ms" if scale == 1e6 else "us"
+    for ctx, colour in COLOURS.items():
+        for cpu in range(ncpus):
+            bars = [
+                ((max(s, start_ns) - start_ns) / scale, (min(e, end) - max(s, start_ns)) / scale)
+                for c, s, e, kind in segs
+                if c == cpu and kind == ctx and e > start_ns and s < end
+            ]
+            if bars:
+                ax.broken_barh(bars, (cpu - 0.4, 0.8), facecolors=colour, edgecolor="none")
+    ax.set_yticks(range(ncpus), [f"CPU {n}" for n in range(ncpus)])
+    ax.set_ylim(ncpus - 0.5, -0.5)
+    ax.set_xlim(0, (end - start_ns) / scale)
+    ax.set_xlabel(f"time since {start_ns / 1e6:.3f} ms ({unit})")
+    ax.set_title(title or "what each CPU was doing")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, ec="#999999") for c in COLOURS.values()]
+    ax.legend(handles, list(COLOURS), ncol=len(COLOURS), loc="upper center",
+              bbox_to_anchor=(0.5, -0.28 - 0.05 / max(1, ncpus)), frameon=False)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def latency_cdf(hists: dict[str, Histogram], path: str | Path, title: str = "") -> None:
+    """Cumulative distributions of several latency histograms (``k.latency().histograms
+    [kind]``), log-scaled time axis in microseconds."""
+    from irqflow.stats.latency import _lower
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, h in sorted(hists.items()):
+        if not h.count:
+            continue
+        xs, ys, seen = [], [], 0
+        for b in sorted(h.buckets):
+            seen += h.buckets[b]
+            xs.append(max(_lower(b + 1), 1) / 1000)
+            ys.append(seen / h.count)
+        ax.step(xs, ys, where="post", label=f"{label} (n={h.count})")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (us)")
+    ax.set_ylabel("fraction of events")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(title or "latency CDF")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
