@@ -132,6 +132,8 @@ class LatencyReport:
                 f"{'p99.9':>9}{'max':>9}  (us)"]  # fmt: skip
         for kind in KINDS:
             for subject, s in sorted(self[kind].items()):
+                if not s.count:
+                    continue
                 rows.append(
                     f"{kind:<24}{subject:<22}{s.count:>8}"
                     + "".join(f"{v / 1000:>9.1f}" for v in (s.p50, s.p90, s.p99, s.p999, s.max))

@@ -1,0 +1,251 @@
+"""The scenario format, as data: every table's keys with their type, default and meaning.
+
+Validation is strict: an unknown key is an error with a suggestion, a wrong type or value
+names the dotted key path, what was expected and what was found, and, where the file
+says it, the line.  ``reference()`` renders this schema as the format reference in
+``docs/scenario-format.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from irqflow.core.config import KernelConfig
+from irqflow.core.errors import IrqflowError
+
+
+class ScenarioError(IrqflowError):
+    """A scenario file is not valid: says where, what was expected and what was found."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+
+
+_NUM = (int, float)
+
+MACHINE: dict[str, Key] = {
+    "cpus": Key(int, 2, "number of CPUs", minimum=1),
+    "seed": Key(int, 0, "seed of every random arrival process"),
+    "duration_ms": Key(_NUM, 20, "virtual time to run, in ms", minimum=0),
+    "config": Key(dict, {}, "KernelConfig fields, e.g. hz = 250, ksoftirqd_defers = true"),
+}
+ARRIVALS: dict[str, Key] = {
+    "process": Key(str, "poisson", "arrival process", ("periodic", "poisson", "burst")),
+    "rate_hz": Key(_NUM, 10_000, "poisson: mean events per second", minimum=0),
+    "period_us": Key(_NUM, 100, "periodic: time between events, us", minimum=0.001),
+    "count": Key(int, 100, "burst: number of events", minimum=0),
+    "spacing_us": Key(_NUM, 1, "burst: time between events, us", minimum=0),
+    "start_ms": Key(_NUM, 0, "first event not before this time, ms", minimum=0),
+    "stop_ms": Key(_NUM, -1, "no event after this time, ms (-1: the run's duration)"),
+}
+DEVICE: dict[str, Key] = {
+    "name": Key(str, None, "device (and action) name, shown in /proc/interrupts"),
+    "kind": Key(
+        str,
+        "line",
+        "nic: a receive ring drained by NET_RX or NAPI; line: a "
+        "generic device with a top half and an optional tasklet",
+        ("nic", "line"),
+    ),
+    "irq": Key(int, None, "interrupt line", minimum=0),
+    "trigger": Key(
+        str, "edge", "edge or level (level: the handler quiets the device)", ("edge", "level")
+    ),
+    "affinity": Key(list, [], "CPUs allowed to take the line (empty: all)"),
+    "shared": Key(bool, False, "request with IRQF_SHARED"),
+    "hardirq_us": Key(_NUM, 1.0, "top-half CPU time per interrupt, us", minimum=0),
+    "handled": Key(bool, True, "line: the handler recognises its device (False: IRQ_NONE)"),
+    "tasklet_us": Key(_NUM, 0.0, "line: tasklet CPU time per interrupt, us (0: none)", minimum=0),
+    "ring": Key(int, 256, "nic: receive ring size; packets beyond it are dropped", minimum=1),
+    "rx_us": Key(_NUM, 2.0, "nic: protocol work per packet in NET_RX/poll, us", minimum=0),
+    "deliver_us": Key(_NUM, 0.5, "nic: per-packet delivery tasklet work, us", minimum=0),
+    "napi": Key(bool, False, "nic: mask the line and poll with NAPI"),
+    "napi_weight": Key(int, 64, "nic: NAPI weight (packets per poll)", minimum=1),
+    "arrivals": Key(dict, {}, "the arrival process (a table, see [device.arrivals])"),
+}
+THREAD: dict[str, Key] = {
+    "name": Key(str, None, "thread name (comm)"),
+    "kind": Key(str, "cpu-bound", "what it does", ("cpu-bound",)),
+    "cpu": Key(int, 0, "CPU it runs on", minimum=0),
+    "policy": Key(str, "normal", "scheduling policy", ("normal", "fifo", "rr")),
+    "prio": Key(int, 0, "real-time priority 1..99 (fifo/rr)", minimum=0),
+    "nice": Key(int, 0, "nice -20..19 (normal)"),
+    "chunk_us": Key(_NUM, 1000, "CPU time between two cond_resched() calls, us", minimum=0.001),
+}
+TOP = {"machine": "table", "device": "array of tables", "thread": "array of tables"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario."""
+
+    machine: dict[str, Any]
+    config: KernelConfig
+    devices: tuple[dict[str, Any], ...]
+    threads: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    source: str = "<string>"
+
+
+def _line(text: str, key: str) -> int | None:
+    m = re.search(rf"(?m)^\s*{re.escape(key)}\s*=", text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _err(src: str, text: str, path: str, msg: str) -> ScenarioError:
+    line = _line(text, path.rsplit(".", 1)[-1].split("[")[0])
+    where = f"{src}:{line}" if line else src
+    return ScenarioError(f"{where}: {path}: {msg}")
+
+
+def _table(src: str, text: str, path: str, raw: Any, spec: dict[str, Key]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise _err(src, text, path, f"expected a table, found {type(raw).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in spec:
+            close = difflib.get_close_matches(key, list(spec), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(spec)}"
+            raise _err(src, text, f"{path}.{key}", f"unknown key{hint}")
+        k = spec[key]
+        ok = isinstance(value, k.type) and not (isinstance(value, bool) and k.type in (int, _NUM))
+        if not ok:
+            want = k.type.__name__ if isinstance(k.type, type) else "number"
+            raise _err(
+                src,
+                text,
+                f"{path}.{key}",
+                f"expected {want}, found {type(value).__name__} {value!r}",
+            )
+        if k.choices and value not in k.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in k.choices], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _err(
+                src,
+                text,
+                f"{path}.{key}",
+                f"expected one of {list(k.choices)}, found {value!r}{hint}",
+            )
+        if k.minimum is not None and value < k.minimum:
+            raise _err(src, text, f"{path}.{key}", f"expected >= {k.minimum}, found {value!r}")
+        out[key] = value
+    for key, k in spec.items():
+        if key not in out:
+            if k.default is None:
+                raise _err(src, text, path, f"missing required key {key!r} ({k.doc})")
+            out[key] = k.default
+    return out
+
+
+def loads(text: str, source: str = "<string>") -> Scenario:
+    """Validate scenario TOML text."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    for key in raw:
+        if key not in TOP:
+            close = difflib.get_close_matches(key, list(TOP), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(TOP)}"
+            raise _err(source, text, key, f"unknown table{hint}")
+    machine = _table(source, text, "machine", raw.get("machine", {}), MACHINE)
+    names = {f.name for f in fields(KernelConfig)}
+    for key in machine["config"]:
+        if key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _err(source, text, f"machine.config.{key}", f"not a KernelConfig field{hint}")
+    try:
+        config = KernelConfig(**machine["config"])
+    except (IrqflowError, TypeError) as exc:
+        raise _err(source, text, "machine.config", str(exc)) from None
+    devices = []
+    irqs: dict[int, str] = {}
+    for i, d in enumerate(_array(source, text, raw, "device")):
+        dev = _table(source, text, f"device[{i}]", d, DEVICE)
+        dev["arrivals"] = _table(source, text, f"device[{i}].arrivals", dev["arrivals"], ARRIVALS)
+        if dev["irq"] >= config.nr_irqs:
+            raise _err(
+                source,
+                text,
+                f"device[{i}].irq",
+                f"expected < nr_irqs ({config.nr_irqs}), found {dev['irq']}",
+            )
+        bad = [c for c in dev["affinity"] if not isinstance(c, int) or not 0 <= c < machine["cpus"]]
+        if bad:
+            raise _err(
+                source,
+                text,
+                f"device[{i}].affinity",
+                f"expected CPU numbers 0..{machine['cpus'] - 1}, found {bad}",
+            )
+        if dev["irq"] in irqs and not dev["shared"]:
+            raise _err(
+                source,
+                text,
+                f"device[{i}].irq",
+                f"line {dev['irq']} is already used by {irqs[dev['irq']]!r}; "
+                "set shared = true on both to share it",
+            )
+        if dev["kind"] == "nic" and dev["trigger"] != "edge":
+            raise _err(source, text, f"device[{i}].trigger", "a nic is edge-triggered")
+        irqs[dev["irq"]] = dev["name"]
+        devices.append(dev)
+    threads = []
+    for i, t in enumerate(_array(source, text, raw, "thread")):
+        th = _table(source, text, f"thread[{i}]", t, THREAD)
+        if th["cpu"] >= machine["cpus"]:
+            raise _err(
+                source,
+                text,
+                f"thread[{i}].cpu",
+                f"expected 0..{machine['cpus'] - 1}, found {th['cpu']}",
+            )
+        threads.append(th)
+    return Scenario(machine, config, tuple(devices), tuple(threads), source)
+
+
+def _array(src: str, text: str, raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise _err(src, text, key, f"expected an array of tables ([[{key}]]), found a table")
+    return value
+
+
+def load(path: str | Path) -> Scenario:
+    """Validate a scenario file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read it: {exc.strerror}") from None
+    return loads(text, str(p))
+
+
+def reference() -> str:
+    """The format reference (Markdown), generated from the tables above."""
+    out = ["# Scenario format", "", "Generated from `irqflow.scenario.schema`; do not edit.", ""]
+    for title, spec in (
+        ("[machine]", MACHINE),
+        ("[[device]]", DEVICE),
+        ("[device.arrivals]", ARRIVALS),
+        ("[[thread]]", THREAD),
+    ):
+        out += [f"## `{title}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for key, k in spec.items():
+            typ = k.type.__name__ if isinstance(k.type, type) else "number"
+            default = "required" if k.default is None else f"`{k.default!r}`"
+            doc = k.doc + (f" (one of {', '.join(map(str, k.choices))})" if k.choices else "")
+            out.append(f"| `{key}` | {typ} | {default} | {doc} |")
+        out.append("")
+    return "\n".join(out)
