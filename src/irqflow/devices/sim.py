@@ -49,7 +49,8 @@ class Source:
 
 
 class Periodic(Source):
-    """One event every ``period_ns`` from ``start_ns``, ``count`` times (None: forever)."""
+    """One event every ``period_ns`` from ``start_ns``, ``count`` times (None: no limit),
+    none at or after ``stop_ns``."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class Periodic(Source):
         *,
         start_ns: int = 0,
         count: int | None = None,
+        stop_ns: int | None = None,
         name: str = "periodic",
         on_event: Callable[[], None] | None = None,
     ) -> None:
@@ -67,9 +69,12 @@ class Periodic(Source):
         super().__init__(k, irq, name=name, on_event=on_event)
         self.period_ns = period_ns
         self.remaining = count
+        self.stop_ns = stop_ns
         k.call_at(max(start_ns, k.now()), self._tick)
 
     def _tick(self) -> None:
+        if self.stop_ns is not None and self.k.now() >= self.stop_ns:
+            return
         if self.remaining is not None:
             if self.remaining <= 0:
                 return

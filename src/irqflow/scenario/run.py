@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from irqflow.core.constants import (
 )
 from irqflow.core.napi import Napi
 from irqflow.core.tasklet import Tasklet
+from irqflow.devices.sim import Burst, Periodic, Poisson
 from irqflow.kernel import Kernel
 from irqflow.scenario.schema import Scenario
 
@@ -85,28 +85,36 @@ def vars_of(obj: Any) -> dict[str, Any]:
     return {f: getattr(obj, f) for f in obj.__slots__}
 
 
-def _arrival_times(k: Kernel, dev: dict[str, Any], duration_ns: int) -> list[int]:
-    a = dev["arrivals"]
+def _arrivals(k: Kernel, dev: dict[str, Any], duration_ns: int, arrive: Any) -> None:
+    """Start the device's arrival process (irqflow.devices.sim) calling ``arrive``."""
+    a, name = dev["arrivals"], dev["name"]
     start = int(a["start_ms"] * 1e6)
     stop = duration_ns if a["stop_ms"] < 0 else int(a["stop_ms"] * 1e6)
     if a["process"] == "burst":
-        return [start + int(i * a["spacing_us"] * 1e3) for i in range(a["count"])]
-    times = []
-    if a["process"] == "periodic":
-        t, step = start, max(1, int(a["period_us"] * 1e3))
-        while t < stop:
-            times.append(t)
-            t += step
-        return times
-    rng = random.Random(f"{k.seed}:{dev['name']}")
-    rate = a["rate_hz"]
-    clock = float(start)
-    while rate > 0:
-        clock += rng.expovariate(rate) * 1e9
-        if clock >= stop:
-            break
-        times.append(int(clock))
-    return times
+        spacing = int(a["spacing_us"] * 1e3)
+        Burst(
+            k,
+            dev["irq"],
+            a["count"],
+            start_ns=start,
+            spacing_ns=spacing,
+            name=name,
+            on_event=arrive,
+        )
+    elif a["process"] == "periodic":
+        Periodic(
+            k,
+            dev["irq"],
+            max(1, int(a["period_us"] * 1e3)),
+            start_ns=start,
+            stop_ns=stop,
+            name=name,
+            on_event=arrive,
+        )
+    elif a["rate_hz"] > 0:
+        Poisson(
+            k, dev["irq"], a["rate_hz"], start_ns=start, stop_ns=stop, name=name, on_event=arrive
+        )
 
 
 def _nic(k: Kernel, dev: dict[str, Any], st: DeviceStats) -> Any:
@@ -221,8 +229,7 @@ def run(sc: Scenario, *, trace: bool = False, until_ns: int | None = None) -> Re
         k.request_irq(dev["irq"], top, flags, dev["name"], dev["name"] if dev["shared"] else None)
         if dev["affinity"]:
             k.irq_set_affinity(dev["irq"], dev["affinity"])
-        for t in _arrival_times(k, dev, duration):
-            k.call_at(t, arrive)
+        _arrivals(k, dev, duration, arrive)
     for th in sc.threads:
         chunk = th["chunk_us"]
 
