@@ -32,39 +32,37 @@ def _us(ts: int) -> float:
     return ts / 1000.0
 
 
+#: event -> (phase, slice-name prefix, field naming the slice); None field: no suffix.
+#: irq_handler_exit has no name field: it closes the open handler slice.
+_SLICES: dict[str, tuple[str, str, str | None]] = {
+    "irqflow:irq_entry": ("B", "hardirq", "irq"),
+    "irqflow:irq_restore": ("E", "hardirq", "irq"),
+    "irq:irq_handler_entry": ("B", "handler", "name"),
+    "irq:softirq_entry": ("B", "softirq", "vec"),
+    "irq:softirq_exit": ("E", "softirq", "vec"),
+    "irq:tasklet_entry": ("B", "tasklet", "tasklet"),
+    "irq:tasklet_exit": ("E", "tasklet", "tasklet"),
+    "timer:timer_expire_entry": ("B", "timer", "timer"),
+    "timer:timer_expire_exit": ("E", "timer", "timer"),
+    "workqueue:workqueue_execute_start": ("B", "work", "work"),
+    "workqueue:workqueue_execute_end": ("E", "work", "work"),
+    "irq_vectors:local_timer_entry": ("B", "tick", None),
+    "irq_vectors:local_timer_exit": ("E", "tick", None),
+}
+
+
 def _slice(ev: TraceEvent) -> tuple[str, str | None] | None:
     """(phase, slice name) for events that open or close a slice on the CPU track."""
-    f = ev.fields
-    match ev.name:
-        case "irqflow:irq_entry":
-            return "B", f"hardirq {f.get('irq')}"
-        case "irqflow:irq_restore":
-            return "E", f"hardirq {f.get('irq')}"
-        case "irq:irq_handler_entry":
-            return "B", f"handler {f.get('name')}"
-        case "irq:irq_handler_exit":
-            return "E", None
-        case "irq:softirq_entry":
-            return "B", f"softirq {_vec(f.get('vec'))}"
-        case "irq:softirq_exit":
-            return "E", f"softirq {_vec(f.get('vec'))}"
-        case "irq:tasklet_entry":
-            return "B", f"tasklet {f.get('tasklet')}"
-        case "irq:tasklet_exit":
-            return "E", f"tasklet {f.get('tasklet')}"
-        case "timer:timer_expire_entry":
-            return "B", f"timer {f.get('timer')}"
-        case "timer:timer_expire_exit":
-            return "E", f"timer {f.get('timer')}"
-        case "workqueue:workqueue_execute_start":
-            return "B", f"work {f.get('work')}"
-        case "workqueue:workqueue_execute_end":
-            return "E", f"work {f.get('work')}"
-        case "irq_vectors:local_timer_entry":
-            return "B", "tick"
-        case "irq_vectors:local_timer_exit":
-            return "E", "tick"
-    return None
+    if ev.name == "irq:irq_handler_exit":
+        return "E", None
+    spec = _SLICES.get(ev.name)
+    if spec is None:
+        return None
+    phase, prefix, key = spec
+    if key is None:
+        return phase, prefix
+    value = ev.fields.get(key)
+    return phase, f"{prefix} {_vec(value) if key == 'vec' else value}"
 
 
 def _vec(v: Any) -> str:
