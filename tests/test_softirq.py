@@ -798,3 +798,11 @@ def test_proc_softirqs_counts_one_per_vector_per_pass_across_vectors() -> None:
     assert snap.softirqs["TIMER"] == (1, 0)
     assert snap.softirqs["TASKLET"] == (1, 0)
     assert vecs(entries(k)) == [HI, TIMER, TASKLET]
+
+
+def test_vector_short_names_are_the_proc_softirqs_names() -> None:
+    """SoftIrq.short_name is the name /proc/softirqs and the tracepoints print."""
+    from irqflow import SoftIrq
+
+    names = "HI TIMER NET_TX NET_RX BLOCK IRQ_POLL TASKLET SCHED HRTIMER RCU".split()
+    assert [v.short_name for v in SoftIrq] == names

@@ -77,6 +77,10 @@ def test_completion_lets_one_waiter_through_per_complete() -> None:
     k.call_at(3 * MS, done.complete_all)
     k.run(until=4 * MS)
     assert sorted(order) == ["a", "b", "c"]
+    done.reinit()  # reinit_completion: waiters block again
+    k.kthread_run(waiter("d"), "d", cpu=0)
+    k.run(until=6 * MS)
+    assert "d" not in order
 
 
 def test_mutex_excludes_and_only_the_owner_unlocks() -> None:

@@ -88,10 +88,6 @@ def mask_ack(desc: IrqDesc) -> None:
     desc.in_service = False
 
 
-def ack(desc: IrqDesc) -> None:
-    desc.in_service = False
-
-
 def unmask(k: KernelBase, desc: IrqDesc) -> None:
     desc.state &= ~MASKED
     if desc.trigger is EDGE:
