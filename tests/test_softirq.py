@@ -804,5 +804,6 @@ def test_vector_short_names_are_the_proc_softirqs_names() -> None:
     """SoftIrq.short_name is the name /proc/softirqs and the tracepoints print."""
     from irqflow import SoftIrq
 
-    names = "HI TIMER NET_TX NET_RX BLOCK IRQ_POLL TASKLET SCHED HRTIMER RCU".split()
+    names = ["HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED"]
+    names += ["HRTIMER", "RCU"]
     assert [v.short_name for v in SoftIrq] == names
