@@ -115,3 +115,82 @@ def irq_line(
         k.irq_set_affinity(irq, cpus)
     for t in [at] if isinstance(at, int) else at:
         k.call_at(t, k.raise_irq, irq)
+
+
+# --- one test, both engines ----------------------------------------------------------------------
+
+
+class Machine:
+    """A kernel on either engine, for the conformance tests (``machine`` fixture).
+
+    ``settle()`` lets the machine run until nothing is pending: the sim engine runs
+    virtual time until the machine is quiet, the real engine waits (wall clock) until
+    nothing is pending or running.  Tests written against it assert orders and counts,
+    never exact times.
+    """
+
+    def __init__(self, engine: str, cpus: int = 2, **overrides: Any) -> None:
+        self.engine = engine
+        self.k = Kernel(
+            cpus=cpus, engine=engine, config=dataclasses.replace(KernelConfig(), **overrides)
+        )
+        self.started = False
+
+    @property
+    def real(self) -> bool:
+        return self.engine == "real"
+
+    def start(self) -> Kernel:
+        """Boot the machine (real: start its threads) once drivers are registered."""
+        if self.real and not self.started:
+            self.k.start()
+        self.started = True
+        return self.k
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Run until nothing is pending (sim: virtual time; real: wall clock)."""
+        self.start()
+        if not self.real:
+            self.k.run()
+            return
+        import time
+
+        eng: Any = self.k.engine
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while calm < 3:  # quiet three polls in a row: no callback was about to raise
+            with eng.lock:
+                quiet = eng.quiet(future_timers=True)
+            calm = calm + 1 if quiet else 0
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the real machine did not settle in {timeout} s")
+            time.sleep(0.002)
+
+    def until(self, pred: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Run until ``pred()`` holds (sim: in 0.1 ms steps of virtual time)."""
+        self.start()
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not reached within {timeout} s")
+            if self.real:
+                time.sleep(0.001)
+            else:
+                self.k.run_for(100 * US)
+
+    def run_briefly(self, ms: float) -> None:
+        """Let ``ms`` milliseconds pass (sim: virtual, real: wall clock)."""
+        self.start()
+        if self.real:
+            import time
+
+            time.sleep(ms / 1000)
+        else:
+            self.k.run_for(int(ms * MS))
+
+    def close(self) -> Any:
+        if self.real and self.started and not self.k.engine.stopping:
+            return self.k.stop()
+        return None

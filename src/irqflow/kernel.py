@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from irqflow.core.config import KernelConfig
 from irqflow.core.errors import IrqflowError
 from irqflow.core.kernel import KernelCore
+
+if TYPE_CHECKING:
+    from irqflow.engine.real import StopReport
 
 ENGINES = ("sim", "real")
 
@@ -16,8 +23,20 @@ class Kernel(KernelCore):
 
     ``engine="sim"`` runs in deterministic virtual time (``run``/``run_for`` advance it);
     ``seed`` seeds every random choice a scenario makes, so the same seed gives the same
-    trace.
+    trace.  ``engine="real"`` runs the same kernel on OS threads in wall-clock time:
+    ``start()`` it (or use ``with Kernel(engine="real") as k:``) and ``stop()`` it.
     """
+
+    def __new__(
+        cls,
+        cpus: int = 2,
+        engine: str = "sim",
+        config: KernelConfig | None = None,
+        seed: int = 0,
+    ) -> Kernel:
+        if engine == "real" and cls is Kernel:
+            return super().__new__(RealKernel)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -31,10 +50,9 @@ class Kernel(KernelCore):
 
             factory: Any = SimEngine
         elif engine == "real":
-            raise IrqflowError(
-                'Kernel(engine="real"): the real (wall-clock, OS-thread) engine is not '
-                'available in this version; use engine="sim"'
-            )
+            from irqflow.engine.real import RealEngine
+
+            factory = RealEngine
         else:
             raise IrqflowError(f"Kernel(engine={engine!r}): choose one of {ENGINES}")
         self.engine_name = engine
@@ -52,5 +70,79 @@ class Kernel(KernelCore):
             raise IrqflowError(f"run_for({ns}): cannot run for a negative time")
         self.engine.run(self.engine.now + ns)
 
+    # ------------------------------------------------------------------ real: lifecycle
+    def _real(self, what: str) -> Any:
+        if self.engine_name != "real":
+            raise IrqflowError(
+                f"{what} starts or stops the OS threads of a real machine; this one is "
+                'engine="sim", which runs with k.run()/k.run_for()'
+            )
+        return self.engine
+
+    def start(self) -> Kernel:
+        """*real*: start the CPU threads, the task threads and the clock."""
+        self._real("start()").start()
+        return self
+
+    def stop(self, drain: bool = True, timeout: float = 10.0) -> StopReport:
+        """*real*: stop the machine.  With ``drain``, first run everything pending
+        (interrupts, softirqs, tasklets, work, timers already due), waiting up to
+        ``timeout`` seconds; then stop and join every thread.  Returns a report of what
+        was abandoned and of threads stuck in driver code (it always returns)."""
+        return self._real("stop()").stop(drain, timeout)  # type: ignore[no-any-return]
+
+    def kthread_should_stop(self) -> bool:
+        """True once the machine is stopping: a kernel thread's loop should return."""
+        return bool(getattr(self.engine, "stop_requested", False))
+
+    def __enter__(self) -> Kernel:
+        eng = self._real("with Kernel(...)")
+        if not eng.started:
+            eng.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # an exception (Ctrl-C included) stops at once; a normal exit drains first
+        if not self._real("with Kernel(...)").stopping:
+            self.stop(drain=exc_type is None)
+
     def __repr__(self) -> str:
         return f"<Kernel cpus={len(self.cpus)} engine={self.engine_name} t={self.now()}ns>"
+
+
+#: public calls that never touch shared kernel state: they read or spin on the caller's
+#: own context, so they run without the kernel lock (udelay must not hold it while spinning)
+_UNLOCKED = frozenset(
+    {
+        "current", "smp_processor_id", "preempt_count", "in_hardirq", "in_irq",
+        "in_softirq", "in_serving_softirq", "in_interrupt", "in_task", "irqs_disabled",
+        "udelay", "ndelay", "might_sleep", "kmalloc", "msecs_to_jiffies", "now",
+        "start", "stop", "run", "run_for", "kthread_should_stop",
+    }
+)  # fmt: skip
+
+
+def _locked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def api(self: Kernel, *args: Any, **kwargs: Any) -> Any:
+        with self.engine.lock:
+            return fn(self, *args, **kwargs)
+
+    return api
+
+
+class RealKernel(Kernel):
+    """``Kernel(engine="real")``: every public call takes the kernel lock, so any thread
+    may call it (see :mod:`irqflow.engine.real`)."""
+
+
+for _name in dir(Kernel):
+    _attr = inspect.getattr_static(Kernel, _name)
+    if _name.startswith("_") or _name in _UNLOCKED or not inspect.isfunction(_attr):
+        continue
+    setattr(RealKernel, _name, _locked(_attr))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from irqflow.core import cpu as cpumod
@@ -31,8 +32,20 @@ Flow = Generator[Any, Any, None]
 class Engine(Protocol):
     """What the core needs from an engine.  Only engines know time and threads."""
 
-    now: int
-    current_cpu: Cpu | None
+    #: process-context driver code may block the calling OS thread for real (the real
+    #: engine); otherwise a wait in a plain function is an error naming ``async def``
+    blocking_tasks: bool
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """Held while the core's state changes: a no-op in the single-threaded sim, the
+        kernel lock in the real engine."""
+        ...
+
+    @property
+    def now(self) -> int: ...
+    @property
+    def current_cpu(self) -> Cpu | None: ...
 
     def boot(self) -> None: ...
     def deliver(self, c: Cpu) -> None: ...
@@ -166,6 +179,9 @@ class KernelBase:
         if in_coroutine_step(c.running):
             return _Wait(pred, result)
         if pred():
+            return result
+        if self.engine.blocking_tasks:
+            self.engine.wait_until(pred, what)
             return result
         raise IrqflowError(
             f"{what} has to wait, and {c.current.comm} runs a plain function, which cannot "

@@ -83,6 +83,10 @@ class KernelConfig:
     panic_on_oops: bool = False
     #: the ``noirqdebug`` boot option: no spurious-interrupt detection
     noirqdebug: bool = False
+    #: *real* engine: report driver code that has run this long in atomic context
+    #: (hardirq, softirq, tasklet, or a task with IRQs or BH off) as a soft lockup.  The
+    #: kernel's default is 2 x watchdog_thresh = 20 s.
+    softlockup_thresh_ns: int = 20_000_000_000
 
     def __post_init__(self) -> None:
         if self.hz not in _VALID_HZ:

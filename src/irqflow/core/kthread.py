@@ -23,7 +23,7 @@ Flow = Generator[Any, Any, Any]
 
 def in_coroutine_step(run: Any) -> bool:
     """True while ``run`` (a CPU's running ``Run``) is a step of an ``async def`` task."""
-    return run is not None and run.fn is _step
+    return run is not None and getattr(run.fn, "irqflow_coroutine", False)
 
 
 def _step(send: Callable[[Any], Any], value: Any) -> tuple[bool, Any]:
@@ -33,11 +33,18 @@ def _step(send: Callable[[Any], Any], value: Any) -> tuple[bool, Any]:
         return True, stop.value
 
 
+_step.irqflow_coroutine = True  # type: ignore[attr-defined]
+
+
 def run_in_task(k: KernelCore, fn: Callable[..., Any], args: tuple[Any, ...], where: str) -> Flow:
     """Call ``fn(*args)`` in process context; returns its result, or ``FAILED`` if it
     raised (recorded as an oops) or awaited something irqflow cannot wait for."""
     if not inspect.iscoroutinefunction(fn):
         return (yield Run(fn, args, where))
+    runner = getattr(k.engine, "run_coroutine", None)
+    if runner is not None:
+        # the engine runs the whole coroutine in one call (real: on the thread's own loop)
+        return (yield Run(runner, (fn, args), where))
     it = fn(*args).__await__()
     value: Any = None
     while True:

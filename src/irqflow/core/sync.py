@@ -37,8 +37,9 @@ class WaitQueueHead:
         self.name = name
         self._waiters: list[_Waiter] = []
 
-    def _sleep(self, what: str) -> Generator[Any, Any, None]:
-        """Sleep once until woken (the caller re-checks its condition)."""
+    def _prepare(self, what: str) -> _Waiter:
+        """Queue the calling task as a sleeper (call with the engine lock held, in the same
+        critical section that found the condition false, so no wake-up falls between)."""
         k = self._k
         k.might_sleep(what)
         c = k.engine.current_cpu
@@ -46,17 +47,23 @@ class WaitQueueHead:
             raise IrqflowError(f"{what}: await it from an async kernel thread")
         waiter = _Waiter(c.current)
         self._waiters.append(waiter)
-        yield WaitUntil(lambda: waiter.woken)
+        return waiter
 
     def wake_up(self) -> int:
         """Wake every sleeper; returns how many."""
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            w.woken = True
+        with self._k.engine.lock:
+            waiters, self._waiters = self._waiters, []
+            for w in waiters:
+                w.woken = True
         return len(waiters)
 
     def __len__(self) -> int:
         return len(self._waiters)
+
+
+def _sleep_on(waiter: _Waiter) -> Generator[Any, Any, None]:
+    """Sleep until ``waiter`` is woken (the caller then re-checks its condition)."""
+    yield WaitUntil(lambda: waiter.woken)
 
 
 class _WaitEvent:
@@ -67,8 +74,13 @@ class _WaitEvent:
         self._cond = cond
 
     def __await__(self) -> Generator[Any, Any, None]:
-        while not self._cond():
-            yield from self._head._sleep("wait_event()")
+        lock = self._head._k.engine.lock
+        while True:
+            with lock:
+                if self._cond():
+                    return
+                waiter = self._head._prepare("wait_event()")
+            yield from _sleep_on(waiter)
 
 
 class Completion:
@@ -76,36 +88,42 @@ class Completion:
     thread.  Each ``complete()`` lets one waiter through; ``complete_all()`` all."""
 
     def __init__(self, k: KernelCore) -> None:
+        self._lock = k.engine.lock
         self._wq = WaitQueueHead(k, "completion")
         self.done = 0
 
     def complete(self) -> None:
-        self.done += 1
-        self._wq.wake_up()
+        with self._lock:
+            self.done += 1
+            self._wq.wake_up()
 
     def complete_all(self) -> None:
-        self.done = 1 << 62
-        self._wq.wake_up()
+        with self._lock:
+            self.done = 1 << 62
+            self._wq.wake_up()
 
     async def wait(self) -> None:
         """``wait_for_completion``."""
-        while not self.done:
-            await _Once(self._wq, "wait_for_completion()")
-        self.done -= 1
+        while True:
+            with self._lock:
+                if self.done:
+                    self.done -= 1
+                    return
+                waiter = self._wq._prepare("wait_for_completion()")
+            await _Once(waiter)
 
     def reinit(self) -> None:
         self.done = 0
 
 
 class _Once:
-    __slots__ = ("_head", "_what")
+    __slots__ = ("_waiter",)
 
-    def __init__(self, head: WaitQueueHead, what: str) -> None:
-        self._head = head
-        self._what = what
+    def __init__(self, waiter: _Waiter) -> None:
+        self._waiter = waiter
 
     def __await__(self) -> Generator[Any, Any, None]:
-        yield from self._head._sleep(self._what)
+        yield from _sleep_on(self._waiter)
 
 
 class Mutex:
@@ -124,18 +142,25 @@ class Mutex:
         me = c.current if c is not None else None
         if me is not None and self.owner is me:
             raise IrqflowError(f"mutex_lock: {me.comm} already holds this mutex (deadlock)")
-        while self.owner is not None:
-            await _Once(self._wq, "mutex_lock()")
-        self.owner = me
+        while True:
+            with k.engine.lock:
+                if self.owner is None:
+                    self.owner = me
+                    return
+                waiter = self._wq._prepare("mutex_lock()")
+            await _Once(waiter)
 
     def unlock(self) -> None:
         c = self._k.engine.current_cpu
         me = c.current if c is not None else None
-        if self.owner is None or self.owner is not me:
-            holder = self.owner.comm if self.owner is not None else "nobody"
-            raise IrqflowError(f"mutex_unlock by a task that does not hold it (held by {holder})")
-        self.owner = None
-        self._wq.wake_up()
+        with self._k.engine.lock:
+            if self.owner is None or self.owner is not me:
+                holder = self.owner.comm if self.owner is not None else "nobody"
+                raise IrqflowError(
+                    f"mutex_unlock by a task that does not hold it (held by {holder})"
+                )
+            self.owner = None
+            self._wq.wake_up()
 
     @property
     def locked(self) -> bool:

@@ -388,6 +388,12 @@ class WorkqueueMixin(KernelBase):
             f"flush_workqueue({wq.name})",
         )
 
+    def _pending_work_count(self) -> int:
+        """Work items queued or running, over every workqueue."""
+        return sum(
+            i - f for wq in self._workqueues for i, f in zip(wq.inserted, wq.finished, strict=True)
+        )
+
     def drain_workqueue(self, wq: Workqueue) -> None:
         """Flush until ``wq`` is empty, including items its own items queue."""
         self._outside_only(f"drain_workqueue({wq.name})")

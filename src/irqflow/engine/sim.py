@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.cpu import (
@@ -118,6 +119,11 @@ class SimCpu:
 
 class SimEngine:
     """Virtual time.  See the module docstring."""
+
+    #: a wait in a plain process-context function cannot suspend it: make it async def
+    blocking_tasks = False
+    #: one thread drives the whole machine: nothing to lock
+    lock: AbstractContextManager[Any] = nullcontext()
 
     def __init__(self, kernel: KernelCore) -> None:
         self.k = kernel

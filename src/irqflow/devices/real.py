@@ -1,0 +1,417 @@
+"""Interrupt sources for the real engine: file descriptors, timers, POSIX signals, asyncio.
+
+The hardware side of a real machine.  Each source raises a line with ``k.raise_irq``;
+the driver code (top half, NAPI poll, tasklet, work) is ordinary irqflow driver code and
+runs unchanged on the sim engine, where the sources of :mod:`irqflow.devices.sim` raise
+the lines instead.
+
+* :class:`FdSource` -- a file descriptor (socket, pipe) that becomes readable raises its
+  line once and is then *masked* until the driver calls :meth:`FdSource.rearm`, as a NIC
+  masks its RX interrupt while NAPI polls.  One selector thread per machine
+  (``irqflow-selector``) watches every descriptor.
+* :class:`UdpNic` -- a ready-made driver for a non-blocking datagram socket: NAPI polling
+  within the budget (or one datagram per interrupt without NAPI).
+* :class:`PeriodicTimer` -- a line raised every ``period_ns`` without drift (the tick).
+* :class:`SignalSource` -- SIGUSR1 and friends raise a line.
+* :class:`AsyncioBridge` -- raise lines from coroutines and ``await`` work items,
+  tasklets and completions from an asyncio event loop.
+
+Every source is closed by ``k.stop()`` before it drains, so nothing raises into a machine
+that is shutting down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import selectors
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from irqflow.core.constants import IRQ_HANDLED
+from irqflow.core.errors import IrqflowError
+from irqflow.core.napi import Napi
+from irqflow.core.sync import Completion
+from irqflow.core.tasklet import TASKLET_STATE_RUN, TASKLET_STATE_SCHED, Tasklet
+from irqflow.core.workqueue import WORK_STRUCT_PENDING, Work, Workqueue
+from irqflow.engine.real import _resolve
+
+if TYPE_CHECKING:
+    from irqflow.engine.real import RealEngine
+    from irqflow.kernel import Kernel
+
+
+def _engine(k: Kernel, what: str) -> RealEngine:
+    from irqflow.engine.real import RealEngine
+
+    eng: Any = k.engine
+    if not isinstance(eng, RealEngine):
+        raise IrqflowError(
+            f'{what} is a real-world interrupt source and needs Kernel(engine="real"); '
+            "on the sim engine use irqflow.devices.sim (Periodic, Poisson, Burst)"
+        )
+    return eng
+
+
+class _Selector:
+    """The machine's one selector thread: readable descriptors raise their lines."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        #: fd -> source, for the descriptors to watch (unmasked)
+        self._want: dict[int, FdSource] = {}
+        self._watching: dict[int, FdSource] = {}
+        #: signal numbers received, raised by the thread (handlers must not take locks)
+        self._signals: dict[int, SignalSource] = {}
+        self._closed = False
+        self.thread = threading.Thread(target=self._main, name="irqflow-selector", daemon=True)
+        self.thread.start()
+        _engine(k, "a selector").add_closer(self.close)
+
+    def poke(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full of pokes already
+
+    def want(self, src: FdSource, on: bool) -> None:
+        with self._lock:
+            if on:
+                self._want[src.fd] = src
+            else:
+                self._want.pop(src.fd, None)
+        self.poke()
+
+    def _sync(self) -> None:
+        with self._lock:
+            want = dict(self._want)
+        for fd in list(self._watching):
+            if fd not in want:
+                self.sel.unregister(fd)
+                del self._watching[fd]
+        for fd, src in want.items():
+            if fd not in self._watching:
+                self.sel.register(fd, selectors.EVENT_READ, src)
+                self._watching[fd] = src
+
+    def _main(self) -> None:
+        from irqflow.engine.real import _set_os_thread_name
+
+        _set_os_thread_name("irqflow-selector")
+        while not self._closed:
+            self._sync()
+            for key, _ in self.sel.select(timeout=0.5):
+                src: FdSource | None = key.data
+                if src is None:
+                    self._drain_wake_pipe()
+                    continue
+                with self._lock:
+                    if self._want.get(src.fd) is not src:
+                        continue  # masked meanwhile
+                    del self._want[src.fd]  # mask: one raise until rearm()
+                src._fire()
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            data = os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            return
+        for b in data:
+            sig = self._signals.get(b)
+            if sig is not None:
+                sig._fire()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.poke()
+        if threading.current_thread() is not self.thread:
+            self.thread.join(2.0)
+        self.sel.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _selector(k: Kernel) -> _Selector:
+    eng = _engine(k, "FdSource")
+    sel = getattr(eng, "_irqflow_selector", None)
+    if sel is None:
+        sel = _Selector(k)
+        eng._irqflow_selector = sel  # type: ignore[attr-defined]
+    return sel
+
+
+class FdSource:
+    """A readable file descriptor raises line ``irq`` once, then stays masked until
+    :meth:`rearm` -- the driver re-enables it when it has read everything (after
+    ``napi_complete_done``).  Data that arrives while masked raises at the rearm."""
+
+    def __init__(self, k: Kernel, irq: int, fileobj: Any, *, name: str = "fd") -> None:
+        self.k = k
+        self.irq = irq
+        self.name = name
+        self.fileobj = fileobj
+        self.fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self.events = 0
+        self._sel = _selector(k)
+        self._sel.want(self, True)
+
+    def _fire(self) -> None:
+        self.events += 1
+        self.k.raise_irq(self.irq)
+
+    def rearm(self) -> None:
+        """Unmask: raise the line again as soon as the descriptor is readable."""
+        self._sel.want(self, True)
+
+    def mask(self) -> None:
+        self._sel.want(self, False)
+
+    def close(self) -> None:
+        self.mask()
+
+
+class UdpNic:
+    """A driver for a non-blocking datagram socket, the way a NIC driver is written.
+
+    With ``napi`` (the default) the top half only schedules the NAPI instance (the
+    :class:`FdSource` stays masked); ``NET_RX_SOFTIRQ`` polls up to the budget, calling
+    ``on_message(data, addr)`` for each datagram in softirq context, and when the socket
+    is drained completes NAPI and rearms the source.  Without ``napi`` the top half reads
+    and delivers one datagram per interrupt, in hardirq context.  Datagrams the kernel's
+    socket buffer cannot hold are dropped there, early and cheaply (see :func:`udp_drops`).
+    """
+
+    def __init__(
+        self,
+        k: Kernel,
+        irq: int,
+        sock: socket.socket,
+        on_message: Callable[[bytes, Any], None],
+        *,
+        name: str = "eth0",
+        napi: bool = True,
+        weight: int = 64,
+        bufsize: int = 65535,
+    ) -> None:
+        sock.setblocking(False)
+        self.k = k
+        self.irq = irq
+        self.sock = sock
+        self.on_message = on_message
+        self.bufsize = bufsize
+        self.received = 0
+        self.polls = 0
+        self.napi = Napi(self._poll, weight=weight, name=name) if napi else None
+        k.request_irq(irq, self._top_half, name=name)
+        self.source = FdSource(k, irq, sock, name=name)
+
+    def _top_half(self, irq: int, dev: Any) -> int:
+        if self.napi is not None:
+            self.k.napi_schedule(self.napi)  # the source stays masked while we poll
+            return IRQ_HANDLED
+        try:
+            data, addr = self.sock.recvfrom(self.bufsize)
+        except BlockingIOError:
+            pass
+        else:
+            self.received += 1
+            self.on_message(data, addr)
+        self.source.rearm()
+        return IRQ_HANDLED
+
+    def _poll(self, napi: Napi, budget: int) -> int:
+        self.polls += 1
+        done = 0
+        recv = self.sock.recvfrom
+        while done < budget:
+            try:
+                data, addr = recv(self.bufsize)
+            except BlockingIOError:
+                break
+            done += 1
+            self.on_message(data, addr)
+        self.received += done
+        if done < budget and self.k.napi_complete_done(napi, done):
+            self.source.rearm()
+        return done
+
+
+def udp_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped at ``sock``'s full receive buffer (Linux
+    ``/proc/net/udp`` drops column); None where that is not available."""
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+        family = "udp6" if sock.family == socket.AF_INET6 else "udp"
+        with open(f"/proc/net/{family}") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if int(cols[9]) == inode:
+                    return int(cols[12])
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return None
+
+
+class PeriodicTimer:
+    """Raise ``irq`` every ``period_ns`` from now, on the machine's clock, without drift
+    (the n-th raise is due at ``start + n * period_ns``), until :meth:`close`."""
+
+    def __init__(self, k: Kernel, irq: int, period_ns: int, *, name: str = "timer") -> None:
+        if not isinstance(period_ns, int) or period_ns <= 0:
+            raise IrqflowError(f"PeriodicTimer({name!r}): period_ns must be an int > 0")
+        _engine(k, "PeriodicTimer").add_closer(self.close)
+        self.k = k
+        self.irq = irq
+        self.name = name
+        self.period_ns = period_ns
+        self.events = 0
+        self._n = 0
+        self._start = k.now()
+        self._closed = False
+        k.call_at(self._start + period_ns, self._tick)
+
+    def _tick(self) -> None:
+        if self._closed:
+            return
+        self.events += 1
+        self.k.raise_irq(self.irq)
+        self._n += 1
+        nxt = self._start + (self._n + 1) * self.period_ns
+        now = self.k.now()
+        if nxt < now:  # we fell behind: skip the missed periods, as a timer would
+            missed = (now - nxt) // self.period_ns + 1
+            self._n += missed
+            nxt += missed * self.period_ns
+        self.k.call_at(nxt, self._tick)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class SignalSource:
+    """Raise ``irq`` when the process receives ``signum`` (``signal.SIGUSR1`` ...).
+
+    Python runs signal handlers in the main thread; the handler only writes the signal
+    number to the selector's pipe, and the selector thread raises the line (a handler
+    must not take the kernel lock the interrupted code may hold).  Create it in the
+    main thread; :meth:`close` (or ``k.stop()``) restores the previous handler."""
+
+    def __init__(self, k: Kernel, irq: int, signum: int, *, name: str = "signal") -> None:
+        if threading.current_thread() is not threading.main_thread():
+            raise IrqflowError(
+                f"SignalSource({signal.Signals(signum).name}): Python only installs signal "
+                "handlers from the main thread; create it there"
+            )
+        if not 0 < signum < 256:
+            raise IrqflowError(f"SignalSource: signal number {signum} is out of range")
+        self.k = k
+        self.irq = irq
+        self.signum = signum
+        self.name = name
+        self.events = 0
+        self._sel = _selector(k)
+        self._sel._signals[signum] = self
+        self._old = signal.signal(signum, self._handler)
+        self._closed = False
+        _engine(k, "SignalSource").add_closer(self.close)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        try:
+            os.write(self._sel._wake_w, bytes([signum]))
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full: the line is being raised anyway
+
+    def _fire(self) -> None:
+        self.events += 1
+        self.k.raise_irq(self.irq)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._sel._signals.pop(self.signum, None)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(self.signum, self._old)
+
+
+class AsyncioBridge:
+    """Use a real machine from asyncio: raise lines from coroutines, and ``await`` work
+    items, tasklets and completions without blocking the event loop.
+
+    ``loop`` defaults to the running loop when the bridge is made inside a coroutine."""
+
+    def __init__(self, k: Kernel, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.k = k
+        self._eng = _engine(k, "AsyncioBridge")
+        self.loop = loop or asyncio.get_running_loop()
+
+    def raise_irq(self, irq: int) -> None:
+        """Raise line ``irq`` (never blocks for long: it queues the interrupt)."""
+        self.k.raise_irq(irq)
+
+    def _when(self, pred: Callable[[], bool]) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = self.loop.create_future()
+        loop = self.loop
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(_resolve, fut)
+
+        self._eng.notify_when(pred, wake)
+        return fut
+
+    async def flush_work(self, w: Work) -> None:
+        """Wait until ``w`` is neither pending nor running."""
+        await self._when(lambda: not w.state & WORK_STRUCT_PENDING and not w.running)
+
+    async def tasklet_done(self, t: Tasklet) -> None:
+        """Wait until ``t`` is neither scheduled nor running."""
+        await self._when(lambda: not t.state & (TASKLET_STATE_SCHED | TASKLET_STATE_RUN))
+
+    async def wait_for_completion(self, c: Completion) -> None:
+        """``wait_for_completion`` from asyncio: consumes one ``complete()``."""
+        while True:
+            with self._eng.lock:
+                if c.done:
+                    c.done -= 1
+                    return
+            await self._when(lambda: bool(c.done))
+
+    async def run_work(
+        self, fn: Callable[..., Any], *args: Any, wq: Workqueue | None = None
+    ) -> Any:
+        """Queue ``fn(*args)`` as a work item (on ``wq``, default ``system_wq``) and return
+        its result (or raise its exception) once a worker thread has run it."""
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        loop = self.loop
+
+        def settle(exc: BaseException | None, value: Any) -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(value)
+
+        def body(work: Work) -> None:
+            try:
+                value = fn(*args)
+            except Exception as exc:
+                loop.call_soon_threadsafe(settle, exc, None)
+                raise
+            loop.call_soon_threadsafe(settle, None, value)
+
+        w = Work(body, name=getattr(fn, "__name__", "work"))
+        self.k.queue_work(wq or self.k.system_wq, w)
+        return await fut
