@@ -43,3 +43,24 @@ def make_machine(engine: str) -> Iterator[Callable[..., Machine]]:
 def machine(make_machine: Callable[..., Machine]) -> Machine:
     """A 2-CPU machine with the kernel's default configuration on ``engine``."""
     return make_machine()
+
+
+#: behaviour-test modules written against virtual time: they assert exact nanoseconds,
+#: byte-identical traces or sim-only calls (run/run_for), so they run on the sim engine
+#: only.  What both engines must do alike is in test_conformance.py.
+SIM_ONLY_MODULES = frozenset(
+    {
+        "test_accounting", "test_bh_workqueues", "test_blocking_calls", "test_cmwq",
+        "test_contexts", "test_demo", "test_devices", "test_examples", "test_ftrace",
+        "test_genirq", "test_latency", "test_napi", "test_perfetto", "test_plot",
+        "test_proc", "test_scenarios", "test_sched", "test_seed", "test_softirq",
+        "test_sync", "test_tasklets", "test_threaded_irqs", "test_timers",
+        "test_workqueues",
+    }
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__ in SIM_ONLY_MODULES:
+            item.add_marker(pytest.mark.sim_only)

@@ -1,0 +1,491 @@
+"""The real engine: threads, lifecycle, faults, concurrency, and its interrupt sources.
+
+Behaviour shared with the sim engine is in test_conformance.py; these tests exercise
+what only OS threads and wall-clock time have.  They assert orders and counts; where a
+time appears it is a generous bound, never an exact value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from irqflow import (
+    IRQ_HANDLED,
+    IRQ_WAKE_THREAD,
+    IRQF_ONESHOT,
+    Kernel,
+    KernelConfig,
+    SoftIrq,
+    Tasklet,
+    Work,
+)
+from irqflow.core.errors import IrqflowError
+from irqflow.devices.real import (
+    AsyncioBridge,
+    FdSource,
+    PeriodicTimer,
+    SignalSource,
+    UdpNic,
+)
+
+pytestmark = pytest.mark.real_only
+
+BLOCK = SoftIrq.BLOCK_SOFTIRQ
+NET_RX = SoftIrq.NET_RX_SOFTIRQ
+
+
+def wait_for(pred: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert not left, f"threads left behind: {left}"
+
+
+# ------------------------------------------------------------------ threads and lifecycle
+def test_threads_carry_kernel_names_and_are_joined_at_stop() -> None:
+    k = Kernel(cpus=2, engine="real", config=KernelConfig(workqueue_model="cmwq"))
+    k.request_threaded_irq(24, lambda i, d: IRQ_WAKE_THREAD, lambda i, d: 1, IRQF_ONESHOT, "eth0")
+    with k:
+        k.raise_irq(24)
+        k.schedule_work(Work(lambda w: None))
+        time.sleep(0.05)
+        names = {t.name for t in threading.enumerate()}
+        assert {"swapper/0", "swapper/1", "ksoftirqd/0", "ksoftirqd/1", "irq/24-eth0"} <= names
+        assert any(n.startswith("kworker/") for n in names)
+        report = k.stop()
+    assert report.clean and report.drained
+    assert str(report) == "stopped: everything pending ran, every thread joined"
+
+
+def test_per_cpu_threads_model_names_events_threads() -> None:
+    with Kernel(cpus=2, engine="real") as k:
+        time.sleep(0.01)
+        names = {t.name for t in threading.enumerate()}
+        assert {"events/0", "events/1"} <= names
+        assert k.stop().clean
+
+
+def test_stop_drains_pending_work_and_tasklets() -> None:
+    k = Kernel(cpus=1, engine="real")
+    ran: list[str] = []
+    gate = threading.Event()
+
+    def slow(w: Any) -> None:
+        gate.wait(5)
+        ran.append("slow")
+
+    works = [Work(slow)] + [Work(lambda w, i=i: ran.append(f"w{i}")) for i in range(5)]
+    k.start()
+    for w in works:
+        k.schedule_work(w)
+    threading.Timer(0.05, gate.set).start()
+    report = k.stop(drain=True)
+    assert report.clean
+    assert ran == ["slow", "w0", "w1", "w2", "w3", "w4"]
+
+
+def test_stop_without_drain_reports_what_it_abandoned() -> None:
+    k = Kernel(cpus=1, engine="real")
+    gate = threading.Event()
+    k.start()
+    k.schedule_work(Work(lambda w: gate.wait(0.3)))
+    for _ in range(3):
+        k.schedule_work(Work(lambda w: None))
+    time.sleep(0.02)
+    report = k.stop(drain=False, timeout=2)
+    gate.set()
+    assert not report.drained
+    assert report.abandoned.get("work items", 0) >= 3
+    assert "abandoned" in str(report)
+    s = k.statistics()
+    assert s is not None
+
+
+def test_drain_timeout_names_threads_stuck_in_driver_code() -> None:
+    k = Kernel(cpus=1, engine="real")
+    release = threading.Event()
+    k.start()
+    k.schedule_work(Work(lambda w: release.wait(10)))
+    time.sleep(0.02)
+    report = k.stop(drain=True, timeout=0.2)
+    assert not report.drained
+    assert report.stuck_threads == ("events/0",)
+    assert "events/0" in str(report)
+    release.set()
+    for t in threading.enumerate():
+        if t.name == "events/0":
+            t.join(5)
+
+
+def test_lifecycle_errors_are_clear() -> None:
+    k = Kernel(cpus=1, engine="real")
+    with pytest.raises(IrqflowError, match="not started"):
+        k.stop()
+    with pytest.raises(IrqflowError, match="belong to the sim engine"):
+        k.run_for(1000)
+    w = Work(lambda w: None)
+    k.schedule_work(w)
+    with pytest.raises(IrqflowError, match="not started"):
+        k.flush_work(w)
+    k.start()
+    with pytest.raises(IrqflowError, match="already running"):
+        k.start()
+    assert k.stop().clean
+    with pytest.raises(IrqflowError, match="already stopped"):
+        k.stop()
+    sim = Kernel(cpus=1)
+    with pytest.raises(IrqflowError, match='engine="sim"'):
+        sim.start()
+
+
+def test_exception_in_with_block_stops_at_once_and_propagates() -> None:
+    """Ctrl-C (KeyboardInterrupt) in the with block: stop without draining, re-raise."""
+    k = Kernel(cpus=2, engine="real")
+    with pytest.raises(KeyboardInterrupt), k:
+        k.schedule_work(Work(lambda w: None))
+        raise KeyboardInterrupt
+    assert k.engine.stopping
+
+
+def test_kthread_should_stop_ends_a_thread_loop_at_stop() -> None:
+    k = Kernel(cpus=1, engine="real")
+    loops = 0
+
+    async def poller(k: Any) -> None:
+        nonlocal loops
+        while not k.kthread_should_stop():
+            loops += 1
+            await k.msleep(1)
+
+    k.kthread_run(poller, "poller")
+    with k:
+        time.sleep(0.05)
+    assert loops >= 3
+
+
+# ------------------------------------------------------------------ faults
+def test_oops_in_handler_leaves_the_cpu_thread_running() -> None:
+    k = Kernel(cpus=1, engine="real")
+    calls = []
+
+    def top(irq: int, dev: Any) -> int:
+        calls.append(irq)
+        if len(calls) == 1:
+            raise ValueError("bad descriptor")
+        return IRQ_HANDLED
+
+    k.request_irq(24, top, name="flaky")
+    with k:
+        k.raise_irq(24)
+        wait_for(lambda: len(calls) == 1)
+        time.sleep(0.01)
+        k.raise_irq(24)
+        wait_for(lambda: len(calls) == 2)
+    oops = k.statistics().oopses
+    assert [(o.exc_type, o.context, o.where) for o in oops] == [("ValueError", "hardirq", "flaky")]
+    assert any("Oops: ValueError: bad descriptor in hardirq flaky on CPU 0" in x for x in k.dmesg())
+
+
+def test_watchdog_reports_a_handler_that_runs_too_long() -> None:
+    k = Kernel(cpus=1, engine="real", config=KernelConfig(softlockup_thresh_ns=50_000_000))
+    k.request_irq(24, lambda i, d: time.sleep(0.3) or IRQ_HANDLED, name="hog")
+    with k:
+        k.raise_irq(24)
+    lines = [x for x in k.dmesg() if "soft lockup" in x]
+    assert len(lines) == 1
+    assert "CPU#0 stuck for" in lines[0]
+    assert "[swapper/0:0] in hardirq hog" in lines[0]
+    assert k.engine.softlockups == 1
+
+
+def test_watchdog_ignores_process_context_that_blocks() -> None:
+    k = Kernel(cpus=1, engine="real", config=KernelConfig(softlockup_thresh_ns=20_000_000))
+    with k:
+        k.schedule_work(Work(lambda w: time.sleep(0.1)))
+    assert not [x for x in k.dmesg() if "soft lockup" in x]
+
+
+def test_panic_on_oops_raises_out_of_stop() -> None:
+    k = Kernel(cpus=1, engine="real", config=KernelConfig(panic_on_oops=True))
+    k.request_irq(24, lambda i, d: 1 / 0, name="div")
+    k.start()
+    k.raise_irq(24)
+    time.sleep(0.05)
+    with pytest.raises(ZeroDivisionError):
+        k.stop()
+
+
+# ------------------------------------------------------------------ concurrency
+def test_accounting_holds_under_raising_from_eight_threads() -> None:
+    """Eight threads raise two lines as fast as they can for a bounded time: every raise
+    is accepted, coalesced or lost, and nothing is left in flight after the drain."""
+    k = Kernel(cpus=2, engine="real")
+    handled = [0, 0]
+    k.request_irq(24, lambda i, d: handled.__setitem__(0, handled[0] + 1) or 1, name="a")
+    k.request_irq(25, lambda i, d: handled.__setitem__(1, handled[1] + 1) or 1, name="b")
+    k.irq_set_affinity(25, {1})
+    raised = [0] * 8
+    stop_at = time.monotonic() + 0.5
+
+    def producer(i: int) -> None:
+        n = 0
+        while time.monotonic() < stop_at:
+            k.raise_irq(24 if i % 2 else 25)
+            n += 1
+        raised[i] = n
+
+    k.start()
+    threads = [threading.Thread(target=producer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert k.stop().clean
+    snap = k.statistics()
+    total = 0
+    for n in (24, 25):
+        s = snap.irqs[n]
+        assert s.raised == s.accepted + s.coalesced + s.lost, s
+        assert s.in_flight == 0
+        assert s.accepted >= 1
+        total += s.raised
+    assert total == sum(raised) > 1000
+    assert handled[0] + handled[1] >= snap.irqs[24].accepted + snap.irqs[25].accepted
+
+
+def test_top_half_is_not_held_up_by_a_softirq_burst() -> None:
+    """While a softirq burst runs on the CPU thread, a new interrupt is taken at the next
+    boundary: at most one softirq action runs between the raise and the top half."""
+    k = Kernel(cpus=1, engine="real")
+    log: list[str] = []
+    raised_during = threading.Event()
+
+    def action() -> None:
+        log.append("softirq")
+        if not raised_during.is_set():
+            raised_during.set()
+            time.sleep(0.02)  # the raise from the main thread lands in here
+        k.raise_softirq(BLOCK)  # keep the burst going
+        if log.count("softirq") >= 8:
+            k.open_softirq(BLOCK, lambda: None)
+
+    k.open_softirq(BLOCK, action)
+    k.request_irq(24, lambda i, d: k.raise_softirq(BLOCK) or IRQ_HANDLED, name="a")
+    k.request_irq(25, lambda i, d: log.append("top") or IRQ_HANDLED, name="b")
+    with k:
+        k.raise_irq(24)
+        raised_during.wait(5)
+        k.raise_irq(25)
+        wait_for(lambda: "top" in log)
+    first = log.index("softirq")
+    assert log.index("top") - first <= 2
+
+
+def test_local_bh_disable_in_a_task_keeps_that_cpus_softirqs_out() -> None:
+    k = Kernel(cpus=1, engine="real")
+    inside_bh_off = threading.Event()
+    events: list[str] = []
+
+    def action() -> None:
+        events.append("softirq")
+
+    def body(k: Any) -> None:
+        k.local_bh_disable()
+        inside_bh_off.set()
+        events.append("bh off")
+        time.sleep(0.05)  # an interrupt raises the softirq meanwhile
+        events.append("bh on")
+        k.local_bh_enable()
+
+    k.open_softirq(BLOCK, action)
+    k.request_irq(24, lambda i, d: k.raise_softirq(BLOCK) or IRQ_HANDLED, name="dev")
+    k.kthread_run(body, "bh-user", cpu=0)
+    with k:
+        inside_bh_off.wait(5)
+        k.raise_irq(24)
+        wait_for(lambda: "softirq" in events)
+    assert events == ["bh off", "bh on", "softirq"]
+
+
+def test_udelay_spins_for_real() -> None:
+    k = Kernel(cpus=1, engine="real")
+    took: list[int] = []
+
+    def top(irq: int, dev: Any) -> int:
+        t0 = time.perf_counter_ns()
+        k.udelay(2000)
+        took.append(time.perf_counter_ns() - t0)
+        return IRQ_HANDLED
+
+    k.request_irq(24, top, name="spin")
+    with k:
+        k.raise_irq(24)
+        wait_for(lambda: took)
+    assert took[0] >= 2_000_000
+    assert k.statistics().cpus[0].irq >= 2_000_000
+
+
+def test_plain_work_function_may_block_and_wait_for_other_work() -> None:
+    k = Kernel(cpus=2, engine="real", config=KernelConfig(workqueue_model="cmwq"))
+    order: list[str] = []
+    inner = Work(lambda w: (time.sleep(0.02), order.append("inner")))
+
+    def outer(w: Any) -> None:
+        k.queue_work(k.system_wq, inner)
+        k.flush_work(inner)  # blocks this worker thread for real
+        order.append("outer")
+
+    with k:
+        k.schedule_work(Work(outer))
+    assert order == ["inner", "outer"]
+
+
+def test_async_work_runs_on_its_own_event_loop() -> None:
+    k = Kernel(cpus=1, engine="real")
+    seen: list[Any] = []
+
+    async def fetch(w: Any) -> None:
+        await asyncio.sleep(0.01)
+        r = await asyncio.gather(asyncio.sleep(0.001, "a"), asyncio.sleep(0.002, "b"))
+        await k.msleep(1)
+        seen.append((r, k.in_task(), threading.current_thread().name))
+
+    with k:
+        k.schedule_work(Work(fetch))
+    assert seen == [(["a", "b"], True, "events/0")]
+
+
+def test_tracing_on_the_real_engine_gives_ordered_events() -> None:
+    k = Kernel(cpus=2, engine="real")
+    k.trace.enable("irq:*")
+    t = Tasklet(lambda d: None)
+    k.request_irq(24, lambda i, d: k.tasklet_schedule(t) or IRQ_HANDLED, name="eth0")
+    with k:
+        for _ in range(20):
+            k.raise_irq(24)
+            time.sleep(0.0005)
+    evs = k.trace.events()
+    names = {e.name for e in evs}
+    assert {"irq:irq_handler_entry", "irq:softirq_entry", "irq:tasklet_entry"} <= names
+    ts = [e.ts for e in evs]
+    assert ts == sorted(ts)
+
+
+# ------------------------------------------------------------------ interrupt sources
+def test_fd_source_raises_once_until_rearmed() -> None:
+    k = Kernel(cpus=1, engine="real")
+    r, w = os.pipe()
+    got: list[bytes] = []
+    src: FdSource
+
+    def top(irq: int, dev: Any) -> int:
+        got.append(os.read(r, 100))
+        src.rearm()
+        return IRQ_HANDLED
+
+    k.request_irq(24, top, name="pipe")
+    with k:
+        src = FdSource(k, 24, r, name="pipe")
+        for i in range(3):
+            os.write(w, b"x%d" % i)
+            wait_for(lambda i=i: len(got) == i + 1)
+    os.close(r)
+    os.close(w)
+    assert got == [b"x0", b"x1", b"x2"]
+    assert src.events == 3
+
+
+@pytest.mark.parametrize("napi", [True, False])
+def test_udp_nic_delivers_every_datagram(napi: bool) -> None:
+    k = Kernel(cpus=2, engine="real")
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    got: list[tuple[bytes, bool]] = []
+    nic = UdpNic(k, 24, srv, lambda d, a: got.append((d, k.in_serving_softirq())), napi=napi)
+    cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with k:
+        for i in range(200):
+            cl.sendto(b"%d" % i, srv.getsockname())
+            if i % 20 == 0:
+                time.sleep(0.001)
+        wait_for(lambda: len(got) == 200)
+    cl.close()
+    srv.close()
+    assert [d for d, _ in got] == [b"%d" % i for i in range(200)]
+    assert all(soft is napi for _, soft in got)
+    assert nic.received == 200
+    if napi:
+        assert k.statistics().irqs[24].accepted < 200  # NAPI: far fewer interrupts
+
+
+def test_periodic_timer_raises_at_its_rate() -> None:
+    k = Kernel(cpus=1, engine="real")
+    hits: list[int] = []
+    k.request_irq(40, lambda i, d: hits.append(k.now()) or IRQ_HANDLED, name="tick")
+    with k:
+        timer = PeriodicTimer(k, 40, 5_000_000)
+        time.sleep(0.2)
+    assert 20 <= timer.events <= 45
+    assert len(hits) == k.statistics().irqs[40].accepted
+
+
+def test_signal_source_raises_a_line() -> None:
+    k = Kernel(cpus=1, engine="real")
+    hits: list[int] = []
+    k.request_irq(41, lambda i, d: hits.append(i) or IRQ_HANDLED, name="usr1")
+    old = signal.getsignal(signal.SIGUSR1)
+    with k:
+        SignalSource(k, 41, signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        wait_for(lambda: hits)
+    assert hits == [41]
+    assert signal.getsignal(signal.SIGUSR1) == old  # restored at stop
+
+
+def test_asyncio_bridge_awaits_work_tasklets_and_completions() -> None:
+    k = Kernel(cpus=2, engine="real")
+    done = k.completion()
+    t = Tasklet(lambda d: done.complete())
+    k.request_irq(24, lambda i, d: k.tasklet_schedule(t) or IRQ_HANDLED, name="dev")
+
+    async def main() -> list[Any]:
+        bridge = AsyncioBridge(k)
+        out: list[Any] = [await bridge.run_work(lambda a, b: a + b, 2, 3)]
+        bridge.raise_irq(24)
+        await bridge.wait_for_completion(done)
+        await bridge.tasklet_done(t)
+        w = Work(lambda w: time.sleep(0.01))
+        k.schedule_work(w)
+        await bridge.flush_work(w)
+        out.append(w.runs)
+        with pytest.raises(KeyError):
+            await bridge.run_work(lambda: {}["missing"])
+        return out
+
+    with k:
+        assert asyncio.run(main()) == [5, 1]
+    assert len(k.statistics().oopses) == 1  # the failing work item is an oops too
+
+
+def test_real_sources_refuse_the_sim_engine() -> None:
+    k = Kernel(cpus=1)
+    with pytest.raises(IrqflowError, match='needs Kernel\\(engine="real"\\)'):
+        PeriodicTimer(k, 40, 1000)
