@@ -190,6 +190,11 @@ class UdpNic:
     is drained completes NAPI and rearms the source.  Without ``napi`` the top half reads
     and delivers one datagram per interrupt, in hardirq context.  Datagrams the kernel's
     socket buffer cannot hold are dropped there, early and cheaply (see :func:`udp_drops`).
+
+    Flow control: when ``pause()`` (optional) returns True, the poll stops reading and
+    leaves the source masked -- what the application has not consumed stays in (and
+    overflows) the socket buffer instead of piling up in Python -- until the consumer
+    calls :meth:`resume`.
     """
 
     def __init__(
@@ -203,8 +208,13 @@ class UdpNic:
         napi: bool = True,
         weight: int = 64,
         bufsize: int = 65535,
+        pause: Callable[[], bool] | None = None,
     ) -> None:
         sock.setblocking(False)
+        self._pause = pause
+        #: reading stopped by flow control (see ``pause``); :meth:`resume` restarts it
+        self.paused = False
+        self.pauses = 0
         self.k = k
         self.irq = irq
         self.sock = sock
@@ -234,7 +244,12 @@ class UdpNic:
         self.polls += 1
         done = 0
         recv = self.sock.recvfrom
+        pause = self._pause
+        paused = False
         while done < budget:
+            if pause is not None and pause():
+                paused = True
+                break
             try:
                 data, addr = recv(self.bufsize)
             except BlockingIOError:
@@ -243,8 +258,20 @@ class UdpNic:
             self.on_message(data, addr)
         self.received += done
         if done < budget and self.k.napi_complete_done(napi, done):
-            self.source.rearm()
+            if paused:
+                self.paused = True  # stay masked until resume()
+                self.pauses += 1
+                if pause is not None and not pause():
+                    self.resume()  # the consumer caught up before we said we paused
+            else:
+                self.source.rearm()
         return done
+
+    def resume(self) -> None:
+        """Restart reading after flow control paused it (from any context)."""
+        if self.paused:
+            self.paused = False
+            self.source.rearm()
 
 
 def udp_drops(sock: socket.socket) -> int | None:

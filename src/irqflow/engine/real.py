@@ -59,13 +59,18 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from threading import get_ident
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core import cpu as cpumod
+from irqflow.core.constants import HARDIRQ_MASK, SOFTIRQ_OFFSET
 from irqflow.core.cpu import (
     IDLE,
+    IRQ,
     LOCAL_TIMER_VECTOR,
     RESCHEDULE_VECTOR,
+    SOFTIRQ,
     Cpu,
 )
 from irqflow.core.effects import (
@@ -209,8 +214,12 @@ class _CpuState:
     def __init__(self, lock: threading.Lock) -> None:
         #: the context running atomic code for this CPU now (see the module docstring)
         self.owner: Cpu | None = None
-        #: the CPU thread sleeps here until a line is pending and the token is free
-        self.cpu_cv = threading.Condition(lock)
+        #: the idle CPU thread blocks on this locked lock; a delivery releases it once,
+        #: after the kernel lock is free, so the woken thread does not block again on it
+        self.doorbell = threading.Lock()
+        self.doorbell.acquire()
+        self.sleeping = False
+        self.rung = False
         #: tasks waiting for the token
         self.token_cv = threading.Condition(lock)
         self.token_waiters = 0
@@ -234,6 +243,17 @@ class _Tls(threading.local):
     #: how deep this thread is in kernel-lock sections (0: it does not hold the lock)
     depth = 0
     loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(self) -> None:
+        #: idle CPUs to wake once this thread lets go of the kernel lock
+        self.rings: list[_CpuState] = []
+
+
+def _ring_now(st: _CpuState) -> None:
+    try:
+        st.doorbell.release()
+    except RuntimeError:
+        pass  # already released: the CPU thread wakes anyway
 
 
 class _KernelLock:
@@ -259,25 +279,14 @@ class _KernelLock:
         tls.depth -= 1
         if not tls.depth:
             self._lock.release()
+            if tls.rings:
+                self._eng._flush_rings()
 
 
 @dataclass(slots=True)
 class _Waiter:
     pred: Callable[[], bool]
     wake: Callable[[], None]
-
-
-@dataclass(slots=True)
-class _Running:
-    """A driver call in progress, for the watchdog."""
-
-    since: int
-    cpu: int
-    context: str
-    comm: str
-    pid: int
-    where: str
-    reported: bool = False
 
 
 @dataclass(frozen=True)
@@ -342,7 +351,10 @@ class RealEngine:
         #: (time, seq, fn, args, internal): internal entries run under the kernel lock
         self._timers: list[tuple[int, int, Callable[..., Any], tuple[Any, ...], bool]] = []
         self._seq = 0
-        self._running: dict[int, _Running] = {}
+        #: driver calls in progress, by thread: (start, cpu, preempt_count or -1 in
+        #: plain task context, task, where), for the watchdog
+        self._running: dict[int, tuple[int, int, int, Task, str]] = {}
+        self._reported: set[tuple[int, str]] = set()
         self._panic: BaseException | None = None
         #: tasks in a timed sleep (msleep): the machine is not quiet while one sleeps
         self._timed_sleeps = 0
@@ -375,7 +387,7 @@ class RealEngine:
     def deliver(self, c: Cpu) -> None:
         st: _CpuState = c.engine_state
         if st.owner is None:
-            st.cpu_cv.notify()
+            self._ring(st)
         # else: the holder takes it at its next boundary with IRQs on, or on release
 
     def kick(self, c: Cpu) -> None:
@@ -469,7 +481,7 @@ class RealEngine:
         while not pred():
             if self.stopping:
                 raise IrqflowError(f"{what}: the machine stopped while waiting")
-            cv.wait(POLL_S)
+            self._cv_wait(cv, POLL_S)
         self._check_waiters()
 
     def notify_when(self, pred: Callable[[], bool], callback: Callable[[], None]) -> None:
@@ -521,18 +533,48 @@ class RealEngine:
                 if self._halt:
                     raise _Stopped
                 if deadline is None:
-                    ts.cv.wait(POLL_S)
+                    self._cv_wait(ts.cv, POLL_S)
                     self._check_waiters()
                 else:
                     left = deadline - self.now
                     if left <= 0:
                         self.k._wake_up_process(task)
                         break
-                    ts.cv.wait(min(left / 1e9, POLL_S))
+                    self._cv_wait(ts.cv, min(left / 1e9, POLL_S))
         finally:
             ts.parked = False
             if deadline is not None:
                 self._timed_sleeps -= 1
+
+    # ------------------------------------------------------------------ the kernel lock
+    def _ring(self, st: _CpuState) -> None:
+        """Wake an idle CPU thread once this thread releases the kernel lock."""
+        if st.sleeping and not st.rung:
+            st.rung = True
+            self._tls.rings.append(st)
+
+    def _flush_rings(self) -> None:
+        rings = self._tls.rings
+        while rings:
+            _ring_now(rings.pop())
+
+    def _unlock(self) -> int:
+        """Let go of the kernel lock (whatever the depth); returns the depth to restore."""
+        tls = self._tls
+        depth, tls.depth = tls.depth, 0
+        self._kl.release()
+        if tls.rings:
+            self._flush_rings()
+        return depth
+
+    def _relock(self, depth: int) -> None:
+        self._kl.acquire()
+        self._tls.depth = depth
+
+    def _cv_wait(self, cv: threading.Condition, timeout: float) -> None:
+        if self._tls.rings:
+            self._flush_rings()
+        cv.wait(timeout)
 
     # ------------------------------------------------------------------ the token
     def _take_token(self, view: TaskCpu) -> None:
@@ -542,7 +584,7 @@ class RealEngine:
                 if self._halt:
                     raise _Stopped
                 st.token_waiters += 1
-                st.token_cv.wait(POLL_S)
+                self._cv_wait(st.token_cv, POLL_S)
                 st.token_waiters -= 1
             st.owner = view
             view.holding = True
@@ -557,7 +599,7 @@ class RealEngine:
         st: _CpuState = c.engine_state
         st.owner = None
         if c.irr:
-            st.cpu_cv.notify()
+            self._ring(st)
         if st.token_waiters:
             st.token_cv.notify()
 
@@ -627,63 +669,60 @@ class RealEngine:
         ctx.irqs_on = False  # the interrupt gate clears IF
 
     def _cond_resched(self) -> None:
-        tls = self._tls
-        depth, tls.depth = tls.depth, 0
-        self._kl.release()
+        depth = self._unlock()
         time.sleep(0)  # let other threads have the interpreter
-        self._kl.acquire()
-        tls.depth = depth
+        self._relock(depth)
 
     def _call(self, ctx: Cpu, run: Run) -> Any:
-        """Call driver code with the kernel lock released; a fault becomes an oops."""
-        k = self.k
+        """Call driver code with the kernel lock released; a fault becomes an oops.
+
+        The hot path of the real engine: no allocation but one tuple for the watchdog."""
         prev = ctx.running
         ctx.running = run
         pc = ctx.preempt_count
         on = ctx.irqs_on
-        base = ctx.base if isinstance(ctx, TaskCpu) else ctx
-        atomic = bool(pc) or not on or ctx is base
-        cat = ctx.category()
-        st: _CpuState = base.engine_state
+        if ctx.__class__ is TaskCpu:
+            base: Cpu = ctx.base
+            atomic = bool(pc) or not on
+        else:
+            base = ctx
+            atomic = True
+        if pc & HARDIRQ_MASK:
+            cat = IRQ
+        elif pc & SOFTIRQ_OFFSET:
+            cat = SOFTIRQ
+        else:
+            cat = ctx.current.acct
         if not atomic:
-            st.busy_tasks += 1
+            base.engine_state.busy_tasks += 1
             base.halted = False
-        ident = threading.get_ident()
-        t0 = time.perf_counter_ns()
-        outer = self._running.get(ident)  # driver code -> local_bh_enable -> driver code
-        self._running[ident] = _Running(
-            self.now,
-            base.nr,
-            cpumod.context_name(pc) if atomic else "task",
-            ctx.current.comm,
-            ctx.current.pid,
-            run.where,
-        )
-        tls = self._tls
-        depth, tls.depth = tls.depth, 0
-        self._kl.release()
+        running = self._running
+        ident = get_ident()
+        t0 = perf_counter_ns()
+        outer = running.get(ident)  # driver code -> local_bh_enable -> driver code
+        running[ident] = (t0, base.nr, pc if atomic else -1, ctx.current, run.where)
+        depth = self._unlock()
         exc: Exception | None = None
         try:
             res = run.fn(*run.args)
         except Exception as e:
             exc = e
         finally:
-            self._kl.acquire()
-            tls.depth = depth
+            self._relock(depth)
             if outer is None:
-                del self._running[ident]
+                del running[ident]
             else:
-                self._running[ident] = outer
-        base.times[cat] += time.perf_counter_ns() - t0
+                running[ident] = outer
+        base.times[cat] += perf_counter_ns() - t0
         if not atomic:
-            st.busy_tasks -= 1
+            base.engine_state.busy_tasks -= 1
         ctx.running = prev
         if self._waiters:
             self._check_waiters()
         if exc is not None:
             ctx.preempt_count = pc
             ctx.irqs_on = on
-            k._oops(ctx, run, exc)  # with panic_on_oops this raises
+            self.k._oops(ctx, run, exc)  # with panic_on_oops this raises
             return FAILED
         return res
 
@@ -772,7 +811,11 @@ class RealEngine:
                         return
                     if st.owner is None and not st.busy_tasks:
                         c.halted = True
-                    st.cpu_cv.wait(POLL_S)
+                    st.sleeping = True
+                    depth = self._unlock()
+                    st.doorbell.acquire(timeout=POLL_S)
+                    self._relock(depth)
+                    st.sleeping = st.rung = False
                 c.halted = False
                 st.owner = c
                 c.current = c.idle_task
@@ -808,7 +851,7 @@ class RealEngine:
                 if now >= next_check:
                     next_check = now + int(POLL_S * 1e9) // 5
                     self._check_waiters()
-                    self._watchdog(now)
+                    self._watchdog()
                 timers = self._timers
                 if timers and timers[0][0] <= now:
                     _, _, fn, args, internal = heapq.heappop(timers)
@@ -820,41 +863,40 @@ class RealEngine:
                 wait = next_check - now
                 if timers:
                     wait = min(wait, timers[0][0] - now)
-                self._clock_cv.wait(max(wait, 0) / 1e9)
+                self._cv_wait(self._clock_cv, max(wait, 0) / 1e9)
 
     def _outside_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """A device callback (``call_at``): outside the machine, without the lock."""
-        tls = self._tls
-        depth, tls.depth = tls.depth, 0
-        self._kl.release()
+        depth = self._unlock()
         try:
             fn(*args)
         except Exception as exc:
             with self.lock:
                 self.k.log(None, "err", f"call_at callback {fn!r} raised {exc!r}")
         finally:
-            self._kl.acquire()
-            tls.depth = depth
+            self._relock(depth)
 
-    def _watchdog(self, now: int) -> None:
+    def _watchdog(self) -> None:
+        """Report driver code that has run in atomic context for too long (once each)."""
         limit = self.k.config.softlockup_thresh_ns
-        for r in list(self._running.values()):
-            if r.reported or r.context == "task" or now - r.since < limit:
+        now = perf_counter_ns()
+        for since, cpu, pc, task, where in list(self._running.values()):
+            if pc < 0 or now - since < limit or (since, where) in self._reported:
                 continue
-            r.reported = True
+            self._reported.add((since, where))
             self.softlockups += 1
             self.k.log(
-                self.k.cpus[r.cpu],
+                self.k.cpus[cpu],
                 "emerg",
-                f"watchdog: BUG: soft lockup - CPU#{r.cpu} stuck for "
-                f"{(now - r.since) / 1e9:.1f}s! [{r.comm}:{r.pid}] in {r.context} {r.where}",
+                f"watchdog: BUG: soft lockup - CPU#{cpu} stuck for {(now - since) / 1e9:.1f}s! "
+                f"[{task.comm}:{task.pid}] in {cpumod.context_name(pc)} {where}",
             )
 
     def _notify_all(self) -> None:
         self._clock_cv.notify_all()
         for c in self.k.cpus:
             st: _CpuState = c.engine_state
-            st.cpu_cv.notify_all()
+            _ring_now(st)
             st.token_cv.notify_all()
         for t in self._tasks:
             t.engine_state.cv.notify_all()
@@ -924,7 +966,7 @@ class RealEngine:
                     if time.monotonic() >= deadline:
                         drained = False
                         break
-                    cv.wait(0.002)
+                    self._cv_wait(cv, 0.002)
             abandoned = {} if drained and drain else self.pending_summary()
             self.stopping = True
             self._halt = True
