@@ -22,3 +22,16 @@ def test_readme_example_runs_and_handles_every_packet(capsys: object) -> None:
     assert line.in_flight == 0
     assert sum(snap.softirqs["NET_RX"]) >= 1
     assert "eth0" in capsys.readouterr().out  # type: ignore[attr-defined]
+
+
+def test_readme_real_engine_example_runs_and_accounts_for_every_raise() -> None:
+    """The real-engine snippet runs, stops cleanly and accounts for its 1000 raises."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    real = [b for b in blocks if 'engine="real"' in b]
+    assert len(real) == 1
+    ns: dict[str, object] = {}
+    exec(compile(real[0], "README.md", "exec"), ns)
+    line = ns["k"].statistics().irqs[24]  # type: ignore[attr-defined]
+    assert line.raised == 1000
+    assert line.raised == line.accepted + line.coalesced + line.lost
+    assert line.in_flight == 0

@@ -489,3 +489,107 @@ def test_real_sources_refuse_the_sim_engine() -> None:
     k = Kernel(cpus=1)
     with pytest.raises(IrqflowError, match='needs Kernel\\(engine="real"\\)'):
         PeriodicTimer(k, 40, 1000)
+
+
+def test_perfetto_trace_of_a_real_run_has_a_track_per_thread(tmp_path: Any) -> None:
+    import json
+
+    from test_perfetto import validate
+
+    k = Kernel(cpus=2, engine="real")
+    k.trace.enable("*")
+    t = Tasklet(lambda d: None)
+
+    def top(irq: int, dev: Any) -> int:
+        k.tasklet_schedule(t)
+        k.schedule_work(w)
+        return IRQ_HANDLED
+
+    w = Work(lambda w: time.sleep(0.001))
+    k.request_irq(24, top, name="eth0")
+    with k:
+        for _ in range(30):
+            k.raise_irq(24)
+            time.sleep(0.0003)
+    path = tmp_path / "real.json"
+    k.trace.write_perfetto(path)
+    events = json.loads(path.read_text())["traceEvents"]
+    validate(events)
+    names = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert any(n.startswith("swapper/") for n in names)
+    assert any(n.startswith("events/") for n in names)
+    slices = {e["name"].split()[0] for e in events if e["ph"] == "B"}
+    assert {"hardirq", "handler", "softirq", "tasklet", "work"} <= slices
+
+
+def test_ctrl_c_while_blocked_in_a_kernel_call_stops_cleanly() -> None:
+    """SIGINT to a process waiting in k.flush_work: KeyboardInterrupt, the machine stops
+    without draining, and the process exits promptly."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from irqflow import Kernel, Work
+        k = Kernel(cpus=2, engine="real")
+        never = threading.Event()
+        w = Work(lambda w: never.wait(3))
+        try:
+            with k:
+                k.schedule_work(w)
+                print("ready", flush=True)
+                k.flush_work(w)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            print([x for x in k.dmesg() if "irqflow: stopped" in x][0], flush=True)
+        """
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert time.monotonic() - t0 < 5, "the stop took too long"
+    assert "interrupted" in out, err
+    assert "threads still running driver code: events/" in out
+
+
+def test_ksoftirqd_is_serialized_with_its_cpus_softirqs() -> None:
+    """Softirqs overflow to ksoftirqd/0 (time limit) while interrupts keep arriving on
+    CPU 0: the vector never runs twice at once, and ksoftirqd runs it as a softirq."""
+    k = Kernel(cpus=1, engine="real")
+    lock = threading.Lock()
+    active = 0
+    overlaps = 0
+    runs: list[tuple[str, bool]] = []
+
+    def action() -> None:
+        nonlocal active, overlaps
+        with lock:
+            active += 1
+            overlaps += active > 1
+        runs.append((k.current().comm, k.in_serving_softirq()))
+        time.sleep(0.002)  # long enough to cross jiffies: __do_softirq's time limit
+        if len(runs) < 40:
+            k.raise_softirq(BLOCK)
+        with lock:
+            active -= 1
+
+    k.open_softirq(BLOCK, action)
+    k.request_irq(24, lambda i, d: k.raise_softirq(BLOCK) or IRQ_HANDLED, name="dev")
+    with k:
+        for _ in range(20):
+            k.raise_irq(24)
+            time.sleep(0.003)
+        wait_for(lambda: len(runs) >= 40)
+    assert overlaps == 0
+    assert all(serving for _, serving in runs)
+    comms = {comm for comm, _ in runs}
+    assert "ksoftirqd/0" in comms
+    assert k.statistics().ksoftirqd_wakeups[0] >= 1

@@ -107,9 +107,13 @@ class Kernel(KernelCore):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # an exception (Ctrl-C included) stops at once; a normal exit drains first
+        # an exception (Ctrl-C included) stops at once, giving threads busy in driver code
+        # a second to return; a normal exit drains first
         if not self._real("with Kernel(...)").stopping:
-            self.stop(drain=exc_type is None)
+            if exc_type is None:
+                self.stop(drain=True)
+            else:
+                self.stop(drain=False, timeout=1.0)
 
     def __repr__(self) -> str:
         return f"<Kernel cpus={len(self.cpus)} engine={self.engine_name} t={self.now()}ns>"

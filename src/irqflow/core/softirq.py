@@ -165,6 +165,11 @@ def do_softirq(k: KernelCore, c: Cpu) -> Flow:
 
 def ksoftirqd_body(k: KernelCore, c: Cpu) -> Flow:
     """``ksoftirqd/N`` (kernel/smpboot.c loop + ``run_ksoftirqd``)."""
+    # the context this thread runs in: the CPU itself in the sim, the thread's own view of
+    # it on the real engine (whose context changes must be this thread's, not the CPU's)
+    cur = k.engine.current_cpu
+    if cur is not None and cur.nr == c.nr:
+        c = cur
     while True:
         if not c.softirq_pending:
             yield BLOCK

@@ -545,6 +545,9 @@ class RealEngine:
             ts.parked = False
             if deadline is not None:
                 self._timed_sleeps -= 1
+        view = ts.view
+        if view is not None and view.base.nr != task.cpu:
+            view.base = self.k.cpus[task.cpu]  # woken on another CPU (an IRQ thread)
 
     # ------------------------------------------------------------------ the kernel lock
     def _ring(self, st: _CpuState) -> None:
@@ -974,9 +977,12 @@ class RealEngine:
         for th in self._threads:
             th.join(max(0.0, deadline - time.monotonic()) + 0.5)
         stuck = tuple(th.name for th in self._threads if th.is_alive())
+        report = StopReport(drained=drain and drained, abandoned=abandoned, stuck_threads=stuck)
+        with self.lock:
+            self.k.log(None, "info" if report.clean else "warn", f"irqflow: {report}")
         if self._panic is not None:
             raise self._panic
-        return StopReport(drained=drain and drained, abandoned=abandoned, stuck_threads=stuck)
+        return report
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -7,6 +7,12 @@ softirq vectors, tasklets, timers and work items.  Flow arrows connect a softirq
 the vector's next run on that CPU, and ``queue_work`` to the work's execution.  Counter
 tracks show the pending softirq vectors per CPU and the queued work items per workqueue.
 
+On the real engine several OS threads run for one CPU at the same time (the CPU's
+interrupt thread and its task threads), so their slices would overlap on one CPU track.
+There (``per_thread=True``) each thread gets its own track, named ``comm (CPU n)``; a
+thread is sequential, so its slices nest, and an interrupt taken by ``ksoftirqd`` shows
+inside ``ksoftirqd``'s softirq slice, as it happened.
+
 The writer is defensive: an end without its beginning (lost to the ring buffer) is
 dropped, and slices still open at the last event are closed there, so the output always
 nests properly.
@@ -72,13 +78,17 @@ def _vec(v: Any) -> str:
 class _Writer:
     """Builds the event list, keeping one stack of open slices per CPU track."""
 
-    def __init__(self, ncpus: int) -> None:
+    def __init__(self, ncpus: int, per_thread: bool = False) -> None:
+        self.per_thread = per_thread
         self.out: list[dict[str, Any]] = [
-            {"ph": "M", "pid": _PID, "tid": 0, "name": "process_name", "args": {"name": "CPUs"}}
-        ]
-        for n in range(ncpus):
-            self.out.append({"ph": "M", "pid": _PID, "tid": n, "name": "thread_name",
-                             "args": {"name": f"CPU {n}"}})  # fmt: skip
+            {"ph": "M", "pid": _PID, "tid": 0, "name": "process_name",
+             "args": {"name": "threads" if per_thread else "CPUs"}}
+        ]  # fmt: skip
+        if not per_thread:
+            for n in range(ncpus):
+                self.out.append({"ph": "M", "pid": _PID, "tid": n, "name": "thread_name",
+                                 "args": {"name": f"CPU {n}"}})  # fmt: skip
+        self.tracks: dict[tuple[int, int], int] = {}
         self.stacks: dict[int, list[str]] = defaultdict(list)
         self.task: dict[int, str] = {}
         self.pending: dict[int, set[int]] = defaultdict(set)
@@ -122,8 +132,20 @@ class _Writer:
         self.task[cpu] = name
         self.emit(cpu, ts, "B", name, cat="sched", args={"pid": ev.fields.get("next_pid")})
 
+    def track(self, ev: TraceEvent) -> int:
+        """The track (``tid``) of ``ev``: its CPU, or per thread on the real engine."""
+        if not self.per_thread:
+            return ev.cpu
+        key = (ev.cpu, ev.pid)
+        tid = self.tracks.get(key)
+        if tid is None:
+            tid = self.tracks[key] = len(self.tracks)
+            self.out.append({"ph": "M", "pid": _PID, "tid": tid, "name": "thread_name",
+                             "args": {"name": f"{ev.comm} (CPU {ev.cpu})"}})  # fmt: skip
+        return tid
+
     def add(self, ev: TraceEvent) -> None:
-        cpu, ts, f = ev.cpu, _us(ev.ts), ev.fields
+        cpu, ts, f = self.track(ev), _us(ev.ts), ev.fields
         if ev.name == "sched:sched_switch":
             self.switch(cpu, ts, ev)
             return
@@ -167,9 +189,12 @@ class _Writer:
         return self.out
 
 
-def perfetto_events(events: Iterable[TraceEvent], ncpus: int) -> list[dict[str, Any]]:
-    """The trace-event list (``"traceEvents"``) for ``events``."""
-    w = _Writer(ncpus)
+def perfetto_events(
+    events: Iterable[TraceEvent], ncpus: int, per_thread: bool = False
+) -> list[dict[str, Any]]:
+    """The trace-event list (``"traceEvents"``) for ``events``: a track per CPU, or with
+    ``per_thread`` a track per thread (the real engine)."""
+    w = _Writer(ncpus, per_thread)
     last = 0
     for ev in sorted(events, key=lambda e: e.ts):
         w.add(ev)
@@ -177,8 +202,13 @@ def perfetto_events(events: Iterable[TraceEvent], ncpus: int) -> list[dict[str, 
     return w.close(_us(last))
 
 
-def write_perfetto(path: str | os.PathLike[str], events: Iterable[TraceEvent], ncpus: int) -> None:
+def write_perfetto(
+    path: str | os.PathLike[str],
+    events: Iterable[TraceEvent],
+    ncpus: int,
+    per_thread: bool = False,
+) -> None:
     """Write ``events`` as a Chrome trace-event JSON file."""
-    data = {"traceEvents": perfetto_events(events, ncpus), "displayTimeUnit": "ns"}
+    data = {"traceEvents": perfetto_events(events, ncpus, per_thread), "displayTimeUnit": "ns"}
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh, default=str)

@@ -107,4 +107,5 @@ class Tracer:
         """Write the events as Chrome trace-event JSON (Perfetto UI, chrome://tracing)."""
         from irqflow.trace.perfetto import write_perfetto
 
-        write_perfetto(path, self.events(), len(self._k.cpus))
+        real = getattr(self._k, "engine_name", "sim") == "real"
+        write_perfetto(path, self.events(), len(self._k.cpus), per_thread=real)
