@@ -30,6 +30,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/python benchmarks/bench_observe.py
+	$(BIN)/python benchmarks/bench_hooks.py
 	$(BIN)/python benchmarks/bench_real.py
 
 clean:
