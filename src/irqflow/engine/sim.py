@@ -170,8 +170,6 @@ class SimEngine:
                 t, _, fn, a, b = heapq.heappop(heap)
                 self.now = t
                 fn(a, b)
-                if self._waiters:
-                    self._check_waiters()
             if until is not None:
                 self.now = until
         finally:
@@ -220,6 +218,8 @@ class SimEngine:
 
     def _callback(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         fn(*args)
+        if self._waiters:
+            self._check_waiters()  # the outside world (a device) may have ended a wait
 
     # ------------------------------------------------------------------ CPU wakeups
     def deliver(self, c: Cpu) -> None:
@@ -391,6 +391,11 @@ class SimEngine:
                 self._pop(c, st, f, stop.value)
                 continue
             f.value = None
+            if self._waiters:
+                # the flow (or the driver code it ran) may have ended a wait: wake the
+                # waiter now, not at the next heap event, so that when a run is cut into
+                # slices (run_for steps) the machine still does exactly the same
+                self._check_waiters()
             tp = type(eff)
             if tp is Run:
                 charges: list[list[Any]] = []
@@ -398,6 +403,8 @@ class SimEngine:
                 if eff.cost:
                     c.charge(eff.cost)
                 f.value = k._call_user(c, eff)
+                if self._waiters:
+                    self._check_waiters()  # at the time the code ran
                 if charges:
                     f.final_on = c.irqs_on
                     f.final_pc = c.preempt_count
@@ -433,8 +440,11 @@ class SimEngine:
                 self._push(self.now + eff.ns, self._timeout, task, None)
                 self._sleep(c, st)
             elif tp is WaitUntil:
-                self._waiters.append((eff.pred, c.current))
-                self._sleep(c, st)
+                # a wake-up may have come while the step's CPU time was replayed: like
+                # schedule() after a wake_up that set the task running again, do not sleep
+                if not eff.pred():
+                    self._waiters.append((eff.pred, c.current))
+                    self._sleep(c, st)
             else:
                 raise InternalError(f"a kernel flow yielded {eff!r}, which is not an effect")
 
@@ -571,6 +581,8 @@ class SimEngine:
                 if eff.cost:
                     c.charge(eff.cost)
                 value = k._call_user(c, eff)
+                if self._waiters:
+                    self._check_waiters()
             elif eff is IRQS_ON:
                 c.irqs_on = True
             elif eff is IRQS_OFF:
