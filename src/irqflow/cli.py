@@ -1,6 +1,7 @@
 """The ``irqflow`` command (also ``python -m irqflow``).
 
-Exit codes: 0 success, 1 the run failed, 2 usage error.
+Exit codes: 0 success, 1 the run failed, 2 usage or scenario error.  Reference:
+``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from irqflow import __version__
 from irqflow.core.errors import IrqflowError
@@ -18,9 +20,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="irqflow",
         description=(
             "The Linux kernel's interrupt handling (hard IRQs, softirqs, tasklets, "
-            "ksoftirqd) as a deterministic simulator."
+            "ksoftirqd, workqueues) as a deterministic simulator: watch the five stages, "
+            "run scenario files, sweep their settings."
         ),
-        epilog="Start with `irqflow demo`: it walks the five stages on a 2-CPU machine.",
+        epilog=(
+            "Start with `irqflow demo`: it walks the five stages on a 2-CPU machine. Then "
+            "`irqflow run scenarios/receive-livelock.toml` and "
+            "`irqflow sweep scenarios/receive-livelock.toml --set device.eth0.rate=50000:"
+            "800000:50000 --set device.eth0.napi=false,true --plot livelock.png`. "
+            "Exit status: 0 ok, 1 the run failed, 2 usage or scenario error."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"irqflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -44,6 +54,44 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ftrace", metavar="PATH", help="write ftrace text")
     run.add_argument("--plot", metavar="PATH", help="draw the CPUs' timeline (PNG or SVG)")
     run.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
+    run.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (none when not a terminal)"
+    )
+    sw = sub.add_parser(
+        "sweep",
+        help="run a scenario over a grid of settings, in parallel; CSV and a plot",
+        description="Run SCENARIO.toml once per point of the grid made by the --set axes, in "
+        "worker processes (or on a Dask cluster), and write one CSV row of numbers per point "
+        "(delivered, dropped and their rate per device, CPU shares, latency percentiles) and "
+        "a plot of the chosen metrics against the first axis.",
+        epilog="Keys: machine.cpus, machine.config.FIELD, device.NAME.KEY (device.NAME.rate "
+        "is its arrival rate), device.NAME.arrivals.KEY, thread.NAME.KEY. Values: "
+        "START:STOP:STEP (STOP included) or A,B,C (numbers, true/false, words).",
+    )
+    sw.add_argument("scenario", metavar="SCENARIO.toml")
+    sw.add_argument(
+        "--set",
+        dest="axes",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="an axis of the grid, e.g. device.eth0.rate=1000:20000:1000 (repeatable)",
+    )
+    sw.add_argument("--jobs", type=int, default=0, metavar="N",
+                    help="worker processes (default: one per CPU)")  # fmt: skip
+    sw.add_argument("--dask", metavar="ADDRESS",
+                    help="run the points on a Dask distributed scheduler, e.g. "
+                         "tcp://scheduler:8786 (pip install 'irqflow[dask]')")  # fmt: skip
+    sw.add_argument("--csv", metavar="PATH", help="CSV of every row (default SCENARIO-sweep.csv)")
+    sw.add_argument("--plot", metavar="PATH", help="plot the metrics against the first axis")
+    sw.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a CSV column to print and plot (repeatable; default: each device's delivered_per_s)",
+    )
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     val = sub.add_parser("validate", help="check a scenario file without running it")
     val.add_argument("scenario", metavar="SCENARIO.toml")
     demo.add_argument("--ftrace", metavar="PATH", help="also write the whole trace as ftrace text")
@@ -68,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("run", "validate"):
             return _scenario(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "demo":
             from irqflow.demo import run_demo
 
@@ -110,7 +160,14 @@ def _scenario(args: argparse.Namespace) -> int:
     if args.duration is not None:
         machine["duration_ms"] = args.duration
     sc = dataclasses.replace(sc, machine=machine)
-    result = run(sc, trace=bool(args.trace or args.ftrace or args.plot))
+    with _bar(args.no_progress, "virtual ms", 0) as bar:
+
+        def progress(now: int, total: int) -> None:
+            bar.total = round(total / 1e6, 3)
+            bar.n = round(now / 1e6, 3)
+            bar.refresh()
+
+        result = run(sc, trace=bool(args.trace or args.ftrace or args.plot), progress=progress)
     print(result.summary(), end="")
     k = result.kernel
     if args.trace:
@@ -124,6 +181,58 @@ def _scenario(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result.to_json(), fh, indent=1)
+    return 0
+
+
+def _bar(off: bool, unit: str, total: int) -> Any:
+    """A progress bar on stderr (tqdm), shown only on a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, unit=unit, disable=True if off else None, leave=False, file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}, "
+        "{rate_fmt}]" if unit == "virtual ms" else None,
+    )  # fmt: skip
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from irqflow.scenario import ScenarioError, parse_axis, sweep
+
+    try:
+        axes = [parse_axis(a) for a in args.axes]
+        jobs = args.jobs or os.cpu_count() or 1
+        with _bar(args.no_progress, "runs", 0) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            result = sweep(args.scenario, axes, jobs=jobs, dask_address=args.dask,
+                           progress=progress)  # fmt: skip
+    except ScenarioError as exc:
+        print(f"irqflow: {exc}", file=sys.stderr)
+        return 2
+    cols = result.columns()
+    metric_names = args.metric or [c for c in cols if c.endswith(".delivered_per_s")]
+    unknown = [m for m in metric_names if m not in cols]
+    if unknown:
+        print(f"irqflow: no such metric {unknown}; the columns are: {', '.join(cols)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    print(result.table(metric_names), end="")
+    csv_path = args.csv or f"{Path(args.scenario).stem}-sweep.csv"
+    result.write_csv(csv_path)
+    print(f"\nwrote {len(result.rows)} rows to {csv_path}")
+    if args.plot:
+        from irqflow.plot import sweep_curve
+
+        keys = [a.key for a in axes]
+        sweep_curve(result.rows, keys[0], metric_names, args.plot, group_by=keys[1:],
+                    title=f"{Path(args.scenario).name}: sweep of {keys[0]}")  # fmt: skip
+        print(f"wrote the plot to {args.plot}")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Plots (matplotlib, PNG or SVG by the file name): a per-CPU timeline of contexts and
-latency CDFs.
+"""Plots (matplotlib, PNG or SVG by the file name): a per-CPU timeline of contexts,
+latency CDFs, and a metric against a swept setting (throughput against offered load).
 
 ``timeline(k, path, start_ns, end_ns)`` needs the trace on (``k.trace.enable("*")``): it
 rebuilds, from the tracepoints, which context each CPU was in at every moment.
@@ -162,6 +162,51 @@ def latency_cdf(hists: dict[str, Histogram], path: str | Path, title: str = "") 
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     ax.set_title(title or "latency CDF")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def sweep_curve(
+    rows: list[dict[str, Any]],
+    x: str,
+    ys: list[str],
+    path: str | Path,
+    *,
+    group_by: list[str] | None = None,
+    title: str = "",
+) -> None:
+    """``ys`` (metrics) against ``x`` (the first swept key), one line per metric and per
+    combination of the ``group_by`` keys (the other swept keys)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(g) for g in group_by or []), []).append(r)
+    palette = list(COLOURS.values())[:-1]
+    n = 0
+    for key, rs in groups.items():
+        rs = sorted(rs, key=lambda r: r[x])
+        label_g = ", ".join(f"{g}={v}" for g, v in zip(group_by or [], key, strict=True))
+        for y in ys:
+            pts = [(r[x], r[y]) for r in rs if isinstance(r.get(y), int | float)]
+            if not pts:
+                continue
+            label = y if not label_g else (f"{y} ({label_g})" if len(ys) > 1 else label_g)
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label,
+                    color=palette[n % len(palette)])  # fmt: skip
+            n += 1
+    from matplotlib.ticker import FuncFormatter
+
+    thousands = FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}")
+    ax.xaxis.set_major_formatter(thousands)
+    ax.yaxis.set_major_formatter(thousands)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ys[0] if len(ys) == 1 else "value")
+    ax.grid(True, alpha=0.3)
+    if n:
+        ax.legend(fontsize="small")
+    ax.set_title(title or f"{', '.join(ys)} against {x}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

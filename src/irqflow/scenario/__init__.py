@@ -6,5 +6,17 @@ executed); ``run(scenario)`` builds the machine, runs it and returns a :class:`R
 
 from irqflow.scenario.run import Result, run
 from irqflow.scenario.schema import Scenario, ScenarioError, load, loads
+from irqflow.scenario.sweep import Axis, SweepResult, parse_axis, sweep
 
-__all__ = ["Result", "Scenario", "ScenarioError", "load", "loads", "run"]
+__all__ = [
+    "Axis",
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "SweepResult",
+    "load",
+    "loads",
+    "parse_axis",
+    "run",
+    "sweep",
+]

@@ -41,11 +41,26 @@ MACHINE: dict[str, Key] = {
     "config": Key(dict, {}, "KernelConfig fields, e.g. hz = 250, ksoftirqd_defers = true"),
 }
 ARRIVALS: dict[str, Key] = {
-    "process": Key(str, "poisson", "arrival process", ("periodic", "poisson", "burst")),
-    "rate_hz": Key(_NUM, 10_000, "poisson: mean events per second", minimum=0),
+    "process": Key(
+        str,
+        "poisson",
+        "arrival process: periodic; poisson; burst (count events spacing_us apart); onoff "
+        "(poisson at rate_hz during on_ms, silent for off_ms, repeating); csv (replay the "
+        "times in file); none (the device is driven by a thread: disk)",
+        ("periodic", "poisson", "burst", "onoff", "csv", "none"),
+    ),
+    "rate_hz": Key(_NUM, 10_000, "poisson, onoff: mean events per second", minimum=0),
     "period_us": Key(_NUM, 100, "periodic: time between events, us", minimum=0.001),
     "count": Key(int, 100, "burst: number of events", minimum=0),
     "spacing_us": Key(_NUM, 1, "burst: time between events, us", minimum=0),
+    "on_ms": Key(_NUM, 1, "onoff: length of a burst, ms", minimum=0.001),
+    "off_ms": Key(_NUM, 4, "onoff: silence between bursts, ms", minimum=0),
+    "file": Key(
+        str,
+        "",
+        "csv: file of event times in us, one per line (first column; a header line is "
+        "skipped), relative to the scenario file",
+    ),
     "start_ms": Key(_NUM, 0, "first event not before this time, ms", minimum=0),
     "stop_ms": Key(_NUM, -1, "no event after this time, ms (-1: the run's duration)"),
 }
@@ -54,9 +69,12 @@ DEVICE: dict[str, Key] = {
     "kind": Key(
         str,
         "line",
-        "nic: a receive ring drained by NET_RX or NAPI; line: a "
-        "generic device with a top half and an optional tasklet",
-        ("nic", "line"),
+        "nic: a receive ring drained by NET_RX or NAPI; line: a generic device with a top "
+        "half, an optional tasklet and optional work items; serial: a UART (keyboard) whose "
+        "FIFO the top half drains, pushing characters on with a tasklet; disk: completes "
+        "the requests of io threads (interrupt, BLOCK_SOFTIRQ, wake the waiting thread); "
+        "timer: a periodic timer device (a top half only)",
+        ("nic", "line", "serial", "disk", "timer"),
     ),
     "irq": Key(int, None, "interrupt line", minimum=0),
     "trigger": Key(
@@ -66,17 +84,59 @@ DEVICE: dict[str, Key] = {
     "shared": Key(bool, False, "request with IRQF_SHARED"),
     "hardirq_us": Key(_NUM, 1.0, "top-half CPU time per interrupt, us", minimum=0),
     "handled": Key(bool, True, "line: the handler recognises its device (False: IRQ_NONE)"),
+    "threaded": Key(
+        bool,
+        False,
+        "line: request_threaded_irq: the top half only wakes irq/N-name (ONESHOT), whose "
+        "thread function does the hardirq_us of work",
+    ),
     "tasklet_us": Key(_NUM, 0.0, "line: tasklet CPU time per interrupt, us (0: none)", minimum=0),
     "ring": Key(int, 256, "nic: receive ring size; packets beyond it are dropped", minimum=1),
     "rx_us": Key(_NUM, 2.0, "nic: protocol work per packet in NET_RX/poll, us", minimum=0),
     "deliver_us": Key(_NUM, 0.5, "nic: per-packet delivery tasklet work, us", minimum=0),
     "napi": Key(bool, False, "nic: mask the line and poll with NAPI"),
     "napi_weight": Key(int, 64, "nic: NAPI weight (packets per poll)", minimum=1),
+    "coalesce_us": Key(
+        _NUM,
+        0,
+        "nic: interrupt coalescing (rx-usecs): raise the line this long after the first "
+        "packet since the last interrupt instead of per packet (0: off)",
+        minimum=0,
+    ),
+    "socket_queue": Key(
+        int,
+        0,
+        "nic: packets are delivered to a socket queue of this size read by a packet-reader "
+        "thread (0: delivered straight away); a full queue drops",
+        minimum=0,
+    ),
+    "fifo": Key(int, 16, "serial: hardware FIFO size; characters beyond it overrun", minimum=1),
+    "char_us": Key(_NUM, 0.2, "serial: top-half time per character drained, us", minimum=0),
+    "service_us": Key(_NUM, 100, "disk: time the device takes per request, us", minimum=0),
+    "softirq_us": Key(_NUM, 2, "disk: BLOCK_SOFTIRQ completion work per request, us", minimum=0),
+    "work_cpu_us": Key(
+        _NUM,
+        0,
+        "line: each interrupt queues a work item that sleeps work_sleep_ms, then uses "
+        "this much CPU, us (0 and work_sleep_ms 0: no work item)",
+        minimum=0,
+    ),
+    "work_sleep_ms": Key(_NUM, 0, "line: the work item's sleep (msleep), ms", minimum=0),
     "arrivals": Key(dict, {}, "the arrival process (a table, see [device.arrivals])"),
 }
 THREAD: dict[str, Key] = {
     "name": Key(str, None, "thread name (comm)"),
-    "kind": Key(str, "cpu-bound", "what it does", ("cpu-bound",)),
+    "kind": Key(
+        str,
+        "cpu-bound",
+        "cpu-bound: computes forever; packet-reader: reads packets from a nic's socket "
+        "queue (device, per_packet_us); io: submits requests to a disk and sleeps until "
+        "each completes (device, think_us)",
+        ("cpu-bound", "packet-reader", "io"),
+    ),
+    "device": Key(str, "", "packet-reader: the nic; io: the disk"),
+    "per_packet_us": Key(_NUM, 5, "packet-reader: CPU time per packet read, us", minimum=0),
+    "think_us": Key(_NUM, 10, "io: CPU time between requests, us", minimum=0),
     "cpu": Key(int, 0, "CPU it runs on", minimum=0),
     "policy": Key(str, "normal", "scheduling policy", ("normal", "fifo", "rr")),
     "prio": Key(int, 0, "real-time priority 1..99 (fifo/rr)", minimum=0),
@@ -147,12 +207,21 @@ def _table(src: str, text: str, path: str, raw: Any, spec: dict[str, Key]) -> di
     return out
 
 
-def loads(text: str, source: str = "<string>") -> Scenario:
-    """Validate scenario TOML text."""
+def parse(text: str, source: str = "<string>") -> dict[str, Any]:
+    """The raw tables of scenario TOML text (not validated yet)."""
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+
+
+def loads(text: str, source: str = "<string>") -> Scenario:
+    """Validate scenario TOML text."""
+    return from_dict(parse(text, source), source, text)
+
+
+def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> Scenario:
+    """Validate parsed scenario tables; ``text`` (the file's) lets errors give lines."""
     for key in raw:
         if key not in TOP:
             close = difflib.get_close_matches(key, list(TOP), n=1)
@@ -197,8 +266,26 @@ def loads(text: str, source: str = "<string>") -> Scenario:
                 f"line {dev['irq']} is already used by {irqs[dev['irq']]!r}; "
                 "set shared = true on both to share it",
             )
-        if dev["kind"] == "nic" and dev["trigger"] != "edge":
-            raise _err(source, text, f"device[{i}].trigger", "a nic is edge-triggered")
+        if dev["kind"] in ("nic", "serial", "disk", "timer") and dev["trigger"] != "edge":
+            raise _err(source, text, f"device[{i}].trigger", f"a {dev['kind']} is edge-triggered")
+        proc_ = dev["arrivals"]["process"]
+        if (dev["kind"] == "disk") != (proc_ == "none"):
+            raise _err(
+                source,
+                text,
+                f"device[{i}].arrivals.process",
+                'a disk is driven by io threads: use process = "none" for it (and only '
+                f"for it), found {proc_!r}",
+            )
+        if dev["kind"] == "timer" and proc_ != "periodic":
+            raise _err(
+                source,
+                text,
+                f"device[{i}].arrivals.process",
+                f'a timer device fires periodically: use process = "periodic", found {proc_!r}',
+            )
+        if proc_ == "csv":
+            dev["arrivals"]["times_us"] = _csv_times(source, text, i, dev["arrivals"]["file"])
         irqs[dev["irq"]] = dev["name"]
         devices.append(dev)
     threads = []
@@ -211,8 +298,56 @@ def loads(text: str, source: str = "<string>") -> Scenario:
                 f"thread[{i}].cpu",
                 f"expected 0..{machine['cpus'] - 1}, found {th['cpu']}",
             )
+        kinds = {"packet-reader": ("nic",), "io": ("disk",)}.get(th["kind"])
+        if kinds is not None:
+            target = next((d for d in devices if d["name"] == th["device"]), None)
+            if target is None or target["kind"] not in kinds:
+                found = [d["name"] for d in devices if d["kind"] in kinds]
+                raise _err(
+                    source,
+                    text,
+                    f"thread[{i}].device",
+                    f"a {th['kind']} thread needs the name of a {kinds[0]} device "
+                    f"(found {th['device']!r}; {kinds[0]} devices here: {found})",
+                )
+            if th["kind"] == "packet-reader" and not target["socket_queue"]:
+                raise _err(
+                    source,
+                    text,
+                    f"thread[{i}].device",
+                    f"nic {target['name']!r} has no socket queue for a reader; set "
+                    "socket_queue (e.g. 256) on it",
+                )
         threads.append(th)
     return Scenario(machine, config, tuple(devices), tuple(threads), source)
+
+
+def _csv_times(src: str, text: str, i: int, name: str) -> tuple[float, ...]:
+    """Read a CSV of event times (us) named by a scenario, relative to its file."""
+    path = f"device[{i}].arrivals.file"
+    if not name:
+        raise _err(src, text, path, 'process = "csv" needs file = "times.csv"')
+    base = Path(src).parent if src != "<string>" else Path.cwd()
+    p = base / name
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise _err(src, text, path, f"cannot read {p}: {exc.strerror}") from None
+    times: list[float] = []
+    for n, line in enumerate(lines, 1):
+        cell = line.split(",")[0].strip()
+        if not cell or cell.startswith("#"):
+            continue
+        try:
+            t = float(cell)
+        except ValueError:
+            if n == 1:
+                continue  # a header
+            raise _err(src, text, path, f"{p}:{n}: expected a time in us, found {cell!r}") from None
+        if t < 0 or (times and t < times[-1]):
+            raise _err(src, text, path, f"{p}:{n}: times must be >= 0 and in order, found {cell!r}")
+        times.append(t)
+    return tuple(times)
 
 
 def _array(src: str, text: str, raw: dict[str, Any], key: str) -> list[Any]:

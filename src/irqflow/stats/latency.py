@@ -22,6 +22,8 @@ KINDS = (
     "tasklet schedule->run",
     "work queue->start",
     "work",
+    # scenario workloads: an io thread's request, from submit until the thread runs again
+    "io submit->wake",
 )
 
 

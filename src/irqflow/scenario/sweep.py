@@ -1,0 +1,279 @@
+"""Sweeps: one scenario run over a grid of settings, in parallel.
+
+``--set KEY=START:STOP:STEP`` (numbers, STOP included) or ``--set KEY=A,B,C`` (any
+values: numbers, ``true``/``false``, words) names an axis; several ``--set`` make a grid.
+Keys are dotted paths into the scenario:
+
+==================================  ===============================================
+``machine.cpus``                    a ``[machine]`` key
+``machine.config.hz``               a ``KernelConfig`` field
+``device.eth0.napi``                a key of the device named ``eth0``
+``device.eth0.arrivals.rate_hz``    a key of its arrival process
+``device.eth0.rate``                short for ``device.eth0.arrivals.rate_hz``
+``thread.receiver.nice``            a key of the thread named ``receiver``
+==================================  ===============================================
+
+Every point is validated like a scenario file before anything runs, so a bad value is
+an error naming the point.  Points run in worker processes (``jobs``) or on a Dask
+distributed cluster (``dask_address``); each yields a flat row of numbers (see
+:func:`metrics`) for the CSV and the plot.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import itertools
+import math
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from irqflow.scenario.run import Result, run
+from irqflow.scenario.schema import Scenario, ScenarioError, from_dict, parse
+
+#: short forms accepted in sweep keys
+ALIASES = {"rate": ("arrivals", "rate_hz")}
+#: how long to wait for a Dask scheduler to answer
+DASK_CONNECT_TIMEOUT = "10s"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept key and the values it takes."""
+
+    key: str
+    values: tuple[Any, ...]
+
+
+def _value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
+
+
+def parse_axis(spec: str) -> Axis:
+    """``KEY=START:STOP:STEP`` or ``KEY=A,B,...`` (or ``KEY=V``) into an :class:`Axis`."""
+    key, sep, rhs = spec.partition("=")
+    key = key.strip()
+    if not sep or not key or not rhs.strip():
+        raise ScenarioError(
+            f"--set {spec!r}: expected KEY=START:STOP:STEP or KEY=A,B,... "
+            "(e.g. device.eth0.rate=1000:20000:1000)"
+        )
+    if ":" in rhs:
+        parts = rhs.split(":")
+        nums = [_value(p) for p in parts]
+        if len(parts) != 3 or not all(
+            isinstance(n, int | float) and not isinstance(n, bool) for n in nums
+        ):
+            raise ScenarioError(f"--set {spec!r}: a range is START:STOP:STEP, three numbers")
+        start, stop, step = nums
+        if step <= 0 or stop < start:
+            raise ScenarioError(f"--set {spec!r}: need STEP > 0 and STOP >= START")
+        n = math.floor((stop - start) / step + 1e-9) + 1
+        if n > 10_000:
+            raise ScenarioError(f"--set {spec!r}: {n} values; a sweep axis takes at most 10000")
+        as_int = all(isinstance(x, int) for x in nums)
+        values = tuple(
+            (start + i * step) if as_int else round(start + i * step, 12) for i in range(n)
+        )
+        return Axis(key, values)
+    return Axis(key, tuple(_value(v) for v in rhs.split(",")))
+
+
+def _named(raw: dict[str, Any], table: str, name: str, key: str) -> dict[str, Any]:
+    items = raw.get(table, [])
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("name") == name:
+            return item
+    names = [i.get("name") for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    raise ScenarioError(f"--set {key}: no {table} named {name!r} (the {table}s: {names})")
+
+
+def apply(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` to ``value`` in the raw scenario tables ``raw``."""
+    parts = key.split(".")
+    head = parts[0]
+    if head == "machine" and len(parts) >= 2:
+        target = raw.setdefault("machine", {})
+        path = parts[1:]
+    elif head in ("device", "thread") and len(parts) >= 3:
+        target = _named(raw, head, parts[1], key)
+        path = parts[2:]
+        if head == "device" and len(path) == 1 and path[0] in ALIASES:
+            path = list(ALIASES[path[0]])
+    else:
+        raise ScenarioError(
+            f"--set {key}: keys look like machine.cpus, machine.config.hz, "
+            "device.NAME.KEY (device.NAME.rate for its arrival rate) or thread.NAME.KEY"
+        )
+    for p in path[:-1]:
+        nxt = target.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ScenarioError(f"--set {key}: {p} is not a table")
+        target = nxt
+    target[path[-1]] = value
+
+
+def points(
+    raw: dict[str, Any], axes: Sequence[Axis], source: str, text: str = ""
+) -> list[tuple[dict[str, Any], Scenario]]:
+    """Every grid point as (its settings, the validated scenario)."""
+    out = []
+    for combo in itertools.product(*(a.values for a in axes)):
+        settings = {a.key: v for a, v in zip(axes, combo, strict=True)}
+        r = copy.deepcopy(raw)
+        for k, v in settings.items():
+            apply(r, k, v)
+        where = ", ".join(f"{k}={v}" for k, v in settings.items())
+        try:
+            sc = from_dict(r, source, text)
+        except ScenarioError as exc:
+            raise ScenarioError(f"sweep point {where}: {exc}") from None
+        out.append((settings, sc))
+    return out
+
+
+def metrics(res: Result) -> dict[str, Any]:
+    """The numbers of one run, flat: per device ``NAME.events/delivered/dropped``,
+    ``NAME.delivered_per_s``, ``NAME.dropped_at_WHERE``; CPU time shares ``cpu.user`` ...
+    (percent of all CPUs); ``ksoftirqd.wakeups``; and for each latency histogram
+    ``KIND|SUBJECT.p50_us`` / ``.p99_us``."""
+    k = res.kernel
+    snap = k.statistics()
+    secs = max(snap.time_ns, 1) / 1e9
+    row: dict[str, Any] = {}
+    for d in res.devices.values():
+        row[f"{d.name}.events"] = d.events
+        row[f"{d.name}.delivered"] = d.delivered
+        row[f"{d.name}.delivered_per_s"] = round(d.delivered / secs, 1)
+        row[f"{d.name}.dropped"] = d.dropped
+        for where, n in d.drops.items():
+            row[f"{d.name}.dropped_at_{where}"] = n
+    total = sum(c.user + c.system + c.irq + c.softirq + c.idle for c in snap.cpus) or 1
+    for cat in ("user", "system", "irq", "softirq", "idle"):
+        row[f"cpu.{cat}"] = round(100 * sum(getattr(c, cat) for c in snap.cpus) / total, 2)
+    row["ksoftirqd.wakeups"] = sum(snap.ksoftirqd_wakeups)
+    lat = k.latency()
+    for kind in lat:
+        for subject, s in sorted(lat[kind].items()):
+            if s.count:
+                row[f"{kind}|{subject}.p50_us"] = round(s.p50 / 1000, 2)
+                row[f"{kind}|{subject}.p99_us"] = round(s.p99 / 1000, 2)
+    return row
+
+
+def run_point(sc: Scenario) -> dict[str, Any]:
+    """Run one point (in a worker process or on a Dask worker)."""
+    return metrics(run(sc))
+
+
+@dataclass
+class SweepResult:
+    axes: tuple[Axis, ...]
+    rows: list[dict[str, Any]]
+
+    def columns(self) -> list[str]:
+        keys = [a.key for a in self.axes]
+        seen: dict[str, None] = {}
+        for r in self.rows:
+            for c in r:
+                if c not in keys:
+                    seen.setdefault(c, None)
+        return keys + list(seen)
+
+    def write_csv(self, path: str | Path) -> None:
+        cols = self.columns()
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols, restval="")
+            w.writeheader()
+            for r in self.rows:
+                w.writerow(r)
+
+    def table(self, metric_names: Sequence[str]) -> str:
+        cols = [a.key for a in self.axes] + list(metric_names)
+        widths = [max(len(c), *(len(_fmt(r.get(c, ""))) for r in self.rows)) for c in cols]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
+        for r in self.rows:
+            cells = [_fmt(r.get(c, "")) for c in cols]
+            lines.append("  ".join(v.rjust(w) for v, w in zip(cells, widths, strict=True)))
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def sweep(
+    sc_path: str | Path,
+    axes: Sequence[Axis],
+    *,
+    jobs: int = 1,
+    dask_address: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """Run the grid of ``axes`` over the scenario file ``sc_path``; rows come back in
+    grid order whatever order the points finish in."""
+    p = Path(sc_path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read it: {exc.strerror}") from None
+    if not axes:
+        raise ScenarioError("sweep: give at least one --set KEY=VALUES")
+    grid = points(parse(text, str(p)), axes, str(p), text)
+    rows: list[dict[str, Any] | None] = [None] * len(grid)
+    for done, (i, row) in enumerate(_execute([sc for _, sc in grid], jobs, dask_address), 1):
+        rows[i] = {**grid[i][0], **row}
+        if progress is not None:
+            progress(done, len(grid))
+    return SweepResult(tuple(axes), [r for r in rows if r is not None])
+
+
+def _execute(
+    scenarios: list[Scenario], jobs: int, dask_address: str | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    if dask_address is not None:
+        yield from _execute_dask(scenarios, dask_address)
+        return
+    if jobs <= 1 or len(scenarios) == 1:
+        for i, sc in enumerate(scenarios):
+            yield i, run_point(sc)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(run_point, sc): i for i, sc in enumerate(scenarios)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+
+def _execute_dask(scenarios: list[Scenario], address: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    import importlib
+
+    try:
+        dist: Any = importlib.import_module("distributed")  # untyped: used as Any
+    except ImportError:
+        raise ScenarioError(
+            "--dask needs Dask's distributed scheduler: pip install 'irqflow[dask]'"
+        ) from None
+    try:
+        client = dist.Client(address, timeout=DASK_CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise ScenarioError(f"--dask {address}: cannot reach the scheduler: {exc}") from None
+    try:
+        futures = client.map(run_point, scenarios, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut in dist.as_completed(futures):
+            yield index[fut.key], fut.result()
+    finally:
+        client.close()

@@ -1,0 +1,155 @@
+"""The scenario devices and workloads behave as described, and their keys are checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from irqflow.scenario import ScenarioError, loads, run
+
+
+def _one(device: str, *, machine: str = "cpus = 1\nduration_ms = 10", extra: str = "") -> str:
+    return f"[machine]\n{machine}\n\n[[device]]\n{device}\n{extra}"
+
+
+def test_nic_coalescing_takes_one_interrupt_per_window() -> None:
+    base = 'name = "eth0"\nkind = "nic"\nirq = 24\nnapi = true\n'
+    arr = 'arrivals = { process = "periodic", period_us = 5 }\n'
+    plain = run(loads(_one(base + arr)))
+    coal = run(loads(_one(base + "coalesce_us = 50\n" + arr)))
+    n_plain = plain.kernel.statistics().irqs[24].raised
+    n_coal = coal.kernel.statistics().irqs[24].raised
+    # the last few packets may still wait for their coalescing window at the end
+    assert plain.devices["eth0"].delivered >= 1990 and coal.devices["eth0"].delivered >= 1990
+    assert n_coal <= 2000 // 10 + 1 < n_plain
+
+
+def test_onoff_arrivals_fall_only_in_the_on_windows() -> None:
+    sc = loads(_one(
+        'name = "d"\nirq = 5\narrivals = { process = "onoff", rate_hz = 100000, on_ms = 1, '
+        "off_ms = 4 }",
+        extra="",
+    ))  # fmt: skip
+    res = run(sc, trace=True)
+    times = [e.ts for e in res.kernel.trace.events() if e.name == "irqflow:irq_entry"]
+    assert times and all(t % 5_000_000 < 1_100_000 for t in times)
+    assert 100 < res.devices["d"].events < 300  # 2 ms of "on" at 100k/s
+
+
+def test_csv_replay_raises_at_the_listed_times(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("time_us\n10\n25.5\n1000\n")
+    text = _one('name = "d"\nirq = 5\narrivals = { process = "csv", file = "t.csv" }')
+    (tmp_path / "s.toml").write_text(text)
+    from irqflow.scenario import load
+
+    res = run(load(tmp_path / "s.toml"), trace=True)
+    times = [e.ts for e in res.kernel.trace.events() if e.name == "irqflow:irq_entry"]
+    entry = res.kernel.config.irq_entry_ns  # the trace point fires after the entry path
+    assert [t - entry for t in times] == [10_000, 25_500, 1_000_000]
+
+
+@pytest.mark.parametrize(
+    ("content", "msg"),
+    [
+        (None, "cannot read"),
+        ("time_us\n10\nabc\n", "expected a time in us, found 'abc'"),
+        ("5\n3\n", "in order"),
+    ],
+)
+def test_csv_replay_errors_name_the_file_and_line(
+    tmp_path: Path, content: str | None, msg: str
+) -> None:
+    if content is not None:
+        (tmp_path / "t.csv").write_text(content)
+    (tmp_path / "s.toml").write_text(
+        _one('name = "d"\nirq = 5\narrivals = { process = "csv", file = "t.csv" }')
+    )
+    from irqflow.scenario import load
+
+    with pytest.raises(ScenarioError, match=msg):
+        load(tmp_path / "s.toml")
+
+
+def test_serial_fifo_overruns_when_the_top_half_is_late() -> None:
+    dev = (
+        'name = "ttyS0"\nkind = "serial"\nirq = 4\nfifo = 4\nhardirq_us = 40\n'
+        "tasklet_us = 2\n"
+        'arrivals = { process = "burst", count = 50, spacing_us = 1 }'
+    )
+    res = run(loads(_one(dev)))
+    st = res.devices["ttyS0"]
+    assert st.events == 50
+    assert st.drops.get("overrun", 0) > 0
+    assert st.delivered + st.dropped == 50
+
+
+def test_disk_completes_requests_through_block_softirq_and_wakes_the_thread() -> None:
+    text = _one(
+        'name = "sda"\nkind = "disk"\nirq = 14\nservice_us = 100\narrivals = { process = "none" }',
+        extra='[[thread]]\nname = "io"\nkind = "io"\ndevice = "sda"\nthink_us = 10\n',
+    )
+    res = run(loads(text))
+    snap = res.kernel.statistics()
+    st = res.devices["sda"]
+    assert 80 <= st.delivered <= st.events <= st.delivered + 1  # ~10 ms / 110 us
+    assert sum(snap.softirqs["BLOCK"]) == st.delivered
+    lat = res.kernel.latency()["io submit->wake"]["io"]
+    assert lat.count == st.delivered and lat.p50 >= 100_000
+
+
+def test_packet_reader_consumes_from_the_socket_queue() -> None:
+    text = _one(
+        'name = "eth0"\nkind = "nic"\nirq = 24\nnapi = true\nsocket_queue = 8\n'
+        'arrivals = { process = "periodic", period_us = 20 }',
+        extra='[[thread]]\nname = "rx"\nkind = "packet-reader"\ndevice = "eth0"\n'
+        "per_packet_us = 50\n",
+    )
+    res = run(loads(text))
+    st = res.devices["eth0"]
+    # the reader needs 50 us per packet, packets come every 20 us: about 2 of 5 are read
+    assert 150 <= st.delivered <= 210
+    assert st.drops["socket"] > 250
+    assert st.events == st.delivered + st.dropped + 8 or st.events >= st.delivered + st.dropped
+
+
+def test_line_work_items_sleep_and_complete() -> None:
+    text = _one(
+        'name = "s"\nirq = 30\nwork_sleep_ms = 1\nwork_cpu_us = 10\n'
+        'arrivals = { process = "periodic", period_us = 1000 }',
+        machine='cpus = 1\nduration_ms = 10\nconfig = { workqueue_model = "cmwq" }',
+    )
+    res = run(loads(text))
+    assert 8 <= res.devices["s"].delivered <= 10
+
+
+def test_threaded_line_runs_its_work_in_the_irq_thread() -> None:
+    text = _one(
+        'name = "n"\nirq = 31\nthreaded = true\nhardirq_us = 20\n'
+        'arrivals = { process = "periodic", period_us = 100 }'
+    )
+    res = run(loads(text), trace=True)
+    assert res.devices["n"].delivered > 50
+    assert res.kernel.latency()["hardirq"]["irq 31 n"].max < 1_000  # only the primary
+    comms = {e.comm for e in res.kernel.trace.events() if e.name == "sched:sched_switch"}
+    assert "irq/31-n" in comms
+
+
+_NIC = 'name = "e"\nkind = "nic"\nirq = 24'
+_READER = '[[thread]]\nname = "r"\nkind = "packet-reader"\ndevice = "e"\n'
+_IO = '[[thread]]\nname = "r"\nkind = "io"\ndevice = "e"\n'
+BAD = [
+    (_one('name = "d"\nkind = "disk"\nirq = 14'), "a disk is driven by io threads"),
+    (_one('name = "t"\nkind = "timer"\nirq = 0'), "a timer device fires periodically"),
+    (_one(_NIC, extra=_READER), "has no socket queue"),
+    (_one(_NIC, extra=_IO), "needs the name of a disk device"),
+    (_one('name = "e"\nkind = "nics"\nirq = 24'), "did you mean 'nic'"),
+    (_one(_NIC + "\ncoalesce = 5"), "did you mean 'coalesce_us'"),
+    (_one('name = "d"\nirq = 5\narrivals = { process = "csv" }'), 'needs file = "times.csv"'),
+]
+
+
+@pytest.mark.parametrize(("text", "msg"), BAD)
+def test_new_keys_are_validated_with_precise_errors(text: str, msg: str) -> None:
+    with pytest.raises(ScenarioError, match=msg):
+        loads(text)
