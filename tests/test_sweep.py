@@ -158,3 +158,20 @@ def test_dask_address_that_is_not_there_is_a_clear_error(monkeypatch: pytest.Mon
     monkeypatch.setattr(sys.modules["irqflow.scenario.sweep"], "DASK_CONNECT_TIMEOUT", "1s")
     with pytest.raises(ScenarioError, match="cannot reach the scheduler"):
         sweep(LIVELOCK, [parse_axis("machine.duration_ms=1")], dask_address="tcp://127.0.0.1:9")
+
+
+def test_cli_reference_names_every_command_and_option() -> None:
+    """docs/cli.md stays true to the parser: every subcommand and option is in it."""
+    import argparse
+
+    from irqflow.cli import _parser
+
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        assert f"irqflow {name}" in doc, name
+        for action in p._actions:
+            for opt in action.option_strings:
+                if opt not in ("-h", "--help"):
+                    assert f"`{opt}" in doc, (name, opt)

@@ -167,7 +167,15 @@ def _scenario(args: argparse.Namespace) -> int:
             bar.n = round(now / 1e6, 3)
             bar.refresh()
 
-        result = run(sc, trace=bool(args.trace or args.ftrace or args.plot), progress=progress)
+        if args.trace or args.ftrace:
+            trace: bool | tuple[str, ...] = True
+        elif args.plot:
+            from irqflow.plot import TIMELINE_EVENTS
+
+            trace = TIMELINE_EVENTS
+        else:
+            trace = False
+        result = run(sc, trace=trace, progress=progress)
     print(result.summary(), end="")
     k = result.kernel
     if args.trace:
@@ -178,6 +186,12 @@ def _scenario(args: argparse.Namespace) -> int:
         from irqflow.plot import timeline
 
         timeline(k, args.plot, title=f"{args.scenario}")
+        if k.trace.overwritten:
+            print(
+                f"note: the trace ring buffer overwrote its {k.trace.overwritten} oldest "
+                "events; the plot shows the end of the run",
+                file=sys.stderr,
+            )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result.to_json(), fh, indent=1)
@@ -188,10 +202,13 @@ def _bar(off: bool, unit: str, total: int) -> Any:
     """A progress bar on stderr (tqdm), shown only on a terminal."""
     from tqdm import tqdm
 
+    virtual = unit == "virtual ms"
     return tqdm(
-        total=total, unit=unit, disable=True if off else None, leave=False, file=sys.stderr,
-        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}, "
-        "{rate_fmt}]" if unit == "virtual ms" else None,
+        total=total, unit="ms" if virtual else unit, disable=True if off else None,
+        leave=False, file=sys.stderr,
+        # the rate is simulated time per wall second
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} virtual ms [{elapsed}<{remaining}, "
+        "{rate_fmt} simulated]" if virtual else None,
     )  # fmt: skip
 
 

@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from irqflow.kernel import Kernel
     from irqflow.stats.latency import Histogram
 
+#: the tracepoints :func:`timeline` reads: enable just these to plot long runs
+TIMELINE_EVENTS = (
+    "sched:sched_switch",
+    "irqflow:irq_entry",
+    "irqflow:irq_restore",
+    "irq:softirq_entry",
+    "irq:softirq_exit",
+)
+
 #: context -> colour (a colour-blind-safe palette, Okabe-Ito)
 COLOURS = {
     "hardirq": "#D55E00",

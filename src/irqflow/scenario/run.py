@@ -478,16 +478,21 @@ _BUILDERS = {"nic": _nic, "line": _line, "timer": _line, "serial": _serial, "dis
 def run(
     sc: Scenario,
     *,
-    trace: bool = False,
+    trace: bool | tuple[str, ...] = False,
     until_ns: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Build the machine of ``sc``, run it for its duration and return the result.
+    ``trace``: True records every tracepoint (in the default ring buffer); a tuple of
+    tracepoint patterns records just those, in a large buffer (``irqflow run --plot``).
     ``progress(now_ns, duration_ns)`` is called as virtual time advances (for bars)."""
     m = sc.machine
     k = Kernel(cpus=m["cpus"], config=sc.config, seed=m["seed"])
-    if trace:
+    if trace is True:
         k.trace.enable("*")
+    elif trace:
+        # only what a timeline needs, in a buffer big enough for a long run
+        k.trace.enable(trace, buffer_size=4_000_000)
     result = Result(sc, k)
     duration = int(m["duration_ms"] * 1e6) if until_ns is None else until_ns
     b = _Build(k)
