@@ -77,6 +77,21 @@ def make_kernel(
     return k
 
 
+# --- the demo ------------------------------------------------------------------------------
+
+#: the stage labels of `irqflow demo`'s annotated trace, one per stage of the seed
+DEMO_STAGE_LABELS = (
+    "1 entry/save",
+    "2 busy elsewhere: PENDING",
+    "2 PENDING set: replay",
+    "3 handler",
+    "4 softirq",
+    "4 overflow: ksoftirqd",
+    "5 tasklet",
+    "6 exit/restore",
+    "/proc/interrupts",
+)
+
 # --- reading the trace -------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from irqflow.cli import main
 from irqflow.demo import run_demo
+from support import DEMO_STAGE_LABELS
 
 GOLDEN = Path(__file__).parent / "golden" / "demo.txt"
 
@@ -22,18 +23,7 @@ def test_demo_output_matches_golden() -> None:
 def test_demo_shows_every_stage() -> None:
     """A newcomer who read the seed must find every stage in the demo's trace."""
     text = GOLDEN.read_text()
-    for label in (
-        "1 entry/save",
-        "2 busy elsewhere: PENDING",
-        "2 PENDING set: replay",
-        "3 handler",
-        "4 softirq",
-        "4 overflow: ksoftirqd",
-        "5 tasklet",
-        "6 exit/restore",
-        "/proc/interrupts",
-        "/proc/softirqs",
-    ):
+    for label in (*DEMO_STAGE_LABELS, "/proc/softirqs"):
         assert label in text, label
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from irqflow.demo import run_demo
+from support import DEMO_STAGE_LABELS
 
 TUTORIAL = Path(__file__).parent.parent / "docs" / "tutorial.md"
 DEMO_MARK = "irqflow demo"
@@ -181,18 +182,7 @@ def test_every_text_block_is_checked() -> None:
 def test_the_excerpts_cover_every_stage() -> None:
     """The tutorial quotes at least one demo line of each stage, and a snippet to try."""
     quoted = "\n".join(b.code for b in DEMO_BLOCKS)
-    for label in (
-        "1 entry/save",
-        "2 busy elsewhere: PENDING",
-        "2 PENDING set: replay",
-        "3 handler",
-        "4 softirq",
-        "4 overflow: ksoftirqd",
-        "5 tasklet",
-        "6 exit/restore",
-        "interrupted=softirq",
-        "/proc/interrupts",
-    ):
+    for label in (*DEMO_STAGE_LABELS, "interrupted=softirq"):
         assert label in quoted, label
     assert PYTHON_BLOCKS, "the tutorial has no ```python block"
 
