@@ -153,3 +153,39 @@ BAD = [
 def test_new_keys_are_validated_with_precise_errors(text: str, msg: str) -> None:
     with pytest.raises(ScenarioError, match=msg):
         loads(text)
+
+
+def test_record_table_chooses_tracepoints_and_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from irqflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text(
+        _one(
+            'name = "d"\nirq = 5\ntasklet_us = 1\narrivals = { process = "periodic", '
+            "period_us = 100 }",
+            extra='[record]\ntrace = ["irq:tasklet_*"]\nbuffer_size = 50\n'
+            'ftrace = "t.txt"\njson = "r.json"\n',
+        )
+    )
+    assert main(["run", "s.toml", "--no-progress"]) == 0
+    lines = [x for x in (tmp_path / "t.txt").read_text().splitlines() if not x.startswith("#")]
+    assert lines and all("tasklet_" in x for x in lines)
+    assert len(lines) == 50  # the ring buffer kept the newest 50
+    assert json.loads((tmp_path / "r.json").read_text())["devices"]["d"]["delivered"] == 100
+
+
+@pytest.mark.parametrize(
+    ("record", "msg"),
+    [
+        ("[record]\ntraces = []\n", "did you mean 'trace'"),
+        ("[record]\ntrace = [1]\n", "expected tracepoint patterns"),
+        ("[record]\nbuffer_size = 0\n", "expected >= 1"),
+    ],
+)
+def test_record_table_is_validated(record: str, msg: str) -> None:
+    with pytest.raises(ScenarioError, match=msg):
+        loads(_one('name = "d"\nirq = 5', extra=record))

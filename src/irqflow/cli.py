@@ -160,6 +160,18 @@ def _scenario(args: argparse.Namespace) -> int:
     if args.duration is not None:
         machine["duration_ms"] = args.duration
     sc = dataclasses.replace(sc, machine=machine)
+    rec = sc.record
+    perfetto = args.trace or rec["perfetto"]
+    ftrace = args.ftrace or rec["ftrace"]
+    plot = args.plot or rec["plot"]
+    json_path = args.json or rec["json"]
+    patterns = tuple(rec["trace"])
+    if (perfetto or ftrace) and not patterns:
+        patterns = ("*",)
+    if plot:
+        from irqflow.plot import TIMELINE_EVENTS
+
+        patterns = tuple(dict.fromkeys(patterns + TIMELINE_EVENTS))
     with _bar(args.no_progress, "virtual ms", 0) as bar:
 
         def progress(now: int, total: int) -> None:
@@ -167,33 +179,25 @@ def _scenario(args: argparse.Namespace) -> int:
             bar.n = round(now / 1e6, 3)
             bar.refresh()
 
-        if args.trace or args.ftrace:
-            trace: bool | tuple[str, ...] = True
-        elif args.plot:
-            from irqflow.plot import TIMELINE_EVENTS
-
-            trace = TIMELINE_EVENTS
-        else:
-            trace = False
-        result = run(sc, trace=trace, progress=progress)
+        result = run(sc, trace=patterns or False, progress=progress)
     print(result.summary(), end="")
     k = result.kernel
-    if args.trace:
-        k.trace.write_perfetto(args.trace)
-    if args.ftrace:
-        k.trace.write_ftrace(args.ftrace)
-    if args.plot:
+    if perfetto:
+        k.trace.write_perfetto(perfetto)
+    if ftrace:
+        k.trace.write_ftrace(ftrace)
+    if plot:
         from irqflow.plot import timeline
 
-        timeline(k, args.plot, title=f"{args.scenario}")
-        if k.trace.overwritten:
-            print(
-                f"note: the trace ring buffer overwrote its {k.trace.overwritten} oldest "
-                "events; the plot shows the end of the run",
-                file=sys.stderr,
-            )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
+        timeline(k, plot, title=f"{args.scenario}")
+    if k.trace.overwritten and (perfetto or ftrace or plot):
+        print(
+            f"note: the trace ring buffer overwrote its {k.trace.overwritten} oldest events; "
+            "the outputs show the end of the run (raise [record] buffer_size)",
+            file=sys.stderr,
+        )
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(result.to_json(), fh, indent=1)
     return 0
 

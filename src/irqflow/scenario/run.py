@@ -483,16 +483,19 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Build the machine of ``sc``, run it for its duration and return the result.
-    ``trace``: True records every tracepoint (in the default ring buffer); a tuple of
-    tracepoint patterns records just those, in a large buffer (``irqflow run --plot``).
+    ``trace``: True records every tracepoint, a tuple of patterns just those, False what
+    the scenario's ``[record] trace`` says; the buffer is ``[record] buffer_size``.
     ``progress(now_ns, duration_ns)`` is called as virtual time advances (for bars)."""
     m = sc.machine
     k = Kernel(cpus=m["cpus"], config=sc.config, seed=m["seed"])
     if trace is True:
-        k.trace.enable("*")
+        patterns: tuple[str, ...] = ("*",)
     elif trace:
-        # only what a timeline needs, in a buffer big enough for a long run
-        k.trace.enable(trace, buffer_size=4_000_000)
+        patterns = trace
+    else:
+        patterns = tuple(sc.record["trace"])
+    if patterns:
+        k.trace.enable(patterns, buffer_size=sc.record["buffer_size"])
     result = Result(sc, k)
     duration = int(m["duration_ms"] * 1e6) if until_ns is None else until_ns
     b = _Build(k)

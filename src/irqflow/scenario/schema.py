@@ -143,7 +143,32 @@ THREAD: dict[str, Key] = {
     "nice": Key(int, 0, "nice -20..19 (normal)"),
     "chunk_us": Key(_NUM, 1000, "CPU time between two cond_resched() calls, us", minimum=0.001),
 }
-TOP = {"machine": "table", "device": "array of tables", "thread": "array of tables"}
+RECORD: dict[str, Key] = {
+    "trace": Key(
+        list,
+        [],
+        'tracepoint patterns to record, e.g. ["irq:*", "workqueue:*"] (empty: none, '
+        "unless an output below needs them)",
+    ),
+    "buffer_size": Key(
+        int, 500_000, "trace ring buffer, events (the oldest are overwritten)", minimum=1
+    ),
+    "perfetto": Key(str, "", "irqflow run writes the trace as Perfetto/Chrome JSON here"),
+    "ftrace": Key(str, "", "irqflow run writes the trace as ftrace text here"),
+    "plot": Key(str, "", "irqflow run draws the CPUs' timeline here (PNG or SVG)"),
+    "json": Key(
+        str,
+        "",
+        "irqflow run writes the numbers as JSON here (all paths relative to the current "
+        "directory; the command's options override them; sweeps record nothing)",
+    ),
+}
+TOP = {
+    "machine": "table",
+    "device": "array of tables",
+    "thread": "array of tables",
+    "record": "table",
+}
 
 
 @dataclass(frozen=True)
@@ -155,6 +180,12 @@ class Scenario:
     devices: tuple[dict[str, Any], ...]
     threads: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     source: str = "<string>"
+    #: what to record and write (the [record] table); command-line options override it
+    record: dict[str, Any] = field(default_factory=lambda: _defaults(RECORD))
+
+
+def _defaults(spec: dict[str, Key]) -> dict[str, Any]:
+    return {k: v.default for k, v in spec.items()}
 
 
 def _line(text: str, key: str) -> int | None:
@@ -319,7 +350,16 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
                     "socket_queue (e.g. 256) on it",
                 )
         threads.append(th)
-    return Scenario(machine, config, tuple(devices), tuple(threads), source)
+    record = _table(source, text, "record", raw.get("record", {}), RECORD)
+    bad_patterns = [t for t in record["trace"] if not isinstance(t, str)]
+    if bad_patterns:
+        raise _err(
+            source,
+            text,
+            "record.trace",
+            f"expected tracepoint patterns (strings), found {bad_patterns}",
+        )
+    return Scenario(machine, config, tuple(devices), tuple(threads), source, record)
 
 
 def _csv_times(src: str, text: str, i: int, name: str) -> tuple[float, ...]:
@@ -375,6 +415,7 @@ def reference() -> str:
         ("[[device]]", DEVICE),
         ("[device.arrivals]", ARRIVALS),
         ("[[thread]]", THREAD),
+        ("[record]", RECORD),
     ):
         out += [f"## `{title}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for key, k in spec.items():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -175,8 +176,8 @@ def metrics(res: Result) -> dict[str, Any]:
 
 
 def run_point(sc: Scenario) -> dict[str, Any]:
-    """Run one point (in a worker process or on a Dask worker)."""
-    return metrics(run(sc))
+    """Run one point (in a worker process or on a Dask worker); a sweep records no trace."""
+    return metrics(run(dataclasses.replace(sc, record={**sc.record, "trace": []})))
 
 
 @dataclass
