@@ -8,6 +8,7 @@ time appears it is a generous bound, never an exact value.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -593,3 +594,38 @@ def test_ksoftirqd_is_serialized_with_its_cpus_softirqs() -> None:
     comms = {comm for comm, _ in runs}
     assert "ksoftirqd/0" in comms
     assert k.statistics().ksoftirqd_wakeups[0] >= 1
+
+
+def test_timeline_of_a_real_run_has_a_row_per_thread(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    from irqflow.plot import thread_segments, timeline
+
+    k = Kernel(cpus=2, engine="real", config=KernelConfig(workqueue_model="cmwq"))
+    k.trace.enable("*")
+    t = Tasklet(lambda d: k.udelay(50))
+    w = Work(lambda w: k.udelay(200))
+
+    def top(irq: int, dev: Any) -> int:
+        k.udelay(20)
+        k.tasklet_schedule(t)
+        k.schedule_work(w)
+        return IRQ_HANDLED
+
+    k.request_irq(24, top, name="eth0")
+    with k:
+        for _ in range(20):
+            k.raise_irq(24)
+            time.sleep(0.001)
+    names, segs = thread_segments(k.trace.events(), k.now())
+    comms = {comm for _, comm in names}
+    assert any(c.startswith("swapper/") for c in comms)
+    assert any(c.startswith("kworker/") for c in comms)
+    kinds = {kind for _, _, _, kind in segs}
+    assert {"hardirq", "tasklet", "worker", "idle"} <= kinds
+    for row in range(len(names)):  # each row's segments tile its time without overlaps
+        mine = sorted((s, e) for r, s, e, _ in segs if r == row)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(mine))
+    svg = tmp_path / "real.svg"
+    timeline(k, svg)
+    text = svg.read_text()
+    assert "swapper/0 (CPU 0)" in text or "swapper/1 (CPU 1)" in text

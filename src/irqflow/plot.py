@@ -2,7 +2,8 @@
 latency CDFs, and a metric against a swept setting (throughput against offered load).
 
 ``timeline(k, path, start_ns, end_ns)`` needs the trace on (``k.trace.enable("*")``): it
-rebuilds, from the tracepoints, which context each CPU was in at every moment.
+rebuilds, from the tracepoints, which context each CPU was in at every moment.  On the
+real engine, where a CPU's threads run at the same time, it draws a row per thread.
 """
 
 from __future__ import annotations
@@ -101,6 +102,61 @@ def context_segments(
     return segs
 
 
+def thread_segments(
+    events: Iterable[TraceEvent], end_ns: int
+) -> tuple[list[tuple[int, str]], list[tuple[int, int, int, str]]]:
+    """For the real engine, whose threads of one CPU run at the same time: the rows
+    ``(cpu, "comm")`` (one per thread seen in the trace) and ``(row, start, end, context)``
+    segments.  A thread is idle except inside interrupt, softirq, tasklet, work-item and
+    IRQ-thread handler slices (a task's own code between them leaves no tracepoint)."""
+    rows: dict[tuple[int, int], int] = {}
+    names: list[tuple[int, str]] = []
+    stacks: list[list[str]] = []
+    since: list[int] = []
+    segs: list[tuple[int, int, int, str]] = []
+
+    def current(r: int) -> str:
+        return stacks[r][-1] if stacks[r] else "idle"
+
+    for ev in sorted(events, key=lambda e: e.ts):
+        key = (ev.cpu, ev.pid)
+        r = rows.get(key)
+        if r is None:
+            r = rows[key] = len(names)
+            names.append((ev.cpu, ev.comm))
+            stacks.append([])
+            since.append(ev.ts)
+        stack, name = stacks[r], ev.name
+        before = current(r)
+        if name == "irqflow:irq_entry":
+            stack.append("hardirq")
+        elif name == "irqflow:irq_restore" and "hardirq" in stack:
+            _pop_to(stack, "hardirq")
+        elif name == "irq:softirq_entry":
+            busy = "ksoftirqd" if ev.comm.startswith("ksoftirqd") and not stack else None
+            stack.append(busy or ("tasklet" if ev.fields.get("vec") in (0, 6) else "softirq"))
+        elif name == "irq:softirq_exit" and stack:
+            stack.pop()
+        elif name == "workqueue:workqueue_execute_start":
+            stack.append("worker")
+        elif name == "workqueue:workqueue_execute_end" and "worker" in stack:
+            _pop_to(stack, "worker")
+        elif name == "irq:irq_handler_entry" and ev.comm.startswith("irq/") and not stack:
+            stack.append("irq thread")
+        elif name == "irq:irq_handler_exit" and stack and stack[-1] == "irq thread":
+            stack.pop()
+        else:
+            continue
+        if current(r) != before:
+            if ev.ts > since[r]:
+                segs.append((r, since[r], ev.ts, before))
+            since[r] = ev.ts
+    for r in range(len(names)):
+        if end_ns > since[r]:
+            segs.append((r, since[r], end_ns, current(r)))
+    return names, segs
+
+
 def _pop_to(stack: list[str], name: str) -> None:
     while stack and stack.pop() != name:
         pass
@@ -120,29 +176,34 @@ def timeline(
 ) -> None:
     """Per-CPU timeline of contexts between ``start_ns`` and ``end_ns``."""
     end = k.now() if end_ns is None else end_ns
-    ncpus = len(k.cpus)
-    segs = context_segments(k.trace.events(), ncpus, k.now())
+    if getattr(k, "engine_name", "sim") == "real":
+        names, segs = thread_segments(k.trace.events(), k.now())
+        labels = [f"{comm} (CPU {cpu})" for cpu, comm in names]
+    else:
+        segs = context_segments(k.trace.events(), len(k.cpus), k.now())
+        labels = [f"CPU {n}" for n in range(len(k.cpus))]
+    nrows = max(1, len(labels))
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 0.9 * ncpus + 1.6))
+    fig, ax = plt.subplots(figsize=(11, 0.9 * nrows + 1.6))
     scale = 1e6 if end - start_ns > 2_000_000 else 1e3
     unit = "ms" if scale == 1e6 else "us"
     for ctx, colour in COLOURS.items():
-        for cpu in range(ncpus):
+        for row in range(len(labels)):
             bars = [
                 ((max(s, start_ns) - start_ns) / scale, (min(e, end) - max(s, start_ns)) / scale)
                 for c, s, e, kind in segs
-                if c == cpu and kind == ctx and e > start_ns and s < end
+                if c == row and kind == ctx and e > start_ns and s < end
             ]
             if bars:
-                ax.broken_barh(bars, (cpu - 0.4, 0.8), facecolors=colour, edgecolor="none")
-    ax.set_yticks(range(ncpus), [f"CPU {n}" for n in range(ncpus)])
-    ax.set_ylim(ncpus - 0.5, -0.5)
+                ax.broken_barh(bars, (row - 0.4, 0.8), facecolors=colour, edgecolor="none")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylim(nrows - 0.5, -0.5)
     ax.set_xlim(0, (end - start_ns) / scale)
     ax.set_xlabel(f"time since {start_ns / 1e6:.3f} ms ({unit})")
     ax.set_title(title or "what each CPU was doing")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, ec="#999999") for c in COLOURS.values()]
     ax.legend(handles, list(COLOURS), ncol=len(COLOURS), loc="upper center",
-              bbox_to_anchor=(0.5, -0.28 - 0.05 / max(1, ncpus)), frameon=False)  # fmt: skip
+              bbox_to_anchor=(0.5, -0.28 - 0.05 / nrows), frameon=False)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
