@@ -629,3 +629,120 @@ def test_timeline_of_a_real_run_has_a_row_per_thread(tmp_path: Any) -> None:
     timeline(k, svg)
     text = svg.read_text()
     assert "swapper/0 (CPU 0)" in text or "swapper/1 (CPU 1)" in text
+
+
+# ------------------------------------------------------------------ regressions (review)
+def test_a_failing_waiter_callback_does_not_leave_the_kernel_lock_held() -> None:
+    """An AsyncioBridge wait abandoned by a closed event loop, then the completion fires:
+    the machine keeps working and stops."""
+    k = Kernel(cpus=1, engine="real")
+    k.start()
+    c = k.completion()
+
+    async def main() -> None:
+        bridge = AsyncioBridge(k)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(bridge.wait_for_completion(c), 0.05)
+
+    asyncio.run(main())  # the loop is closed; its waiter is still registered
+    c.complete()
+    assert not k.engine._kl.locked()
+    assert k.stop(timeout=5).clean
+
+
+def test_a_blocking_call_in_an_irq_thread_waits_for_its_condition_despite_wake_ups() -> None:
+    """A second interrupt wakes the IRQ thread while its thread_fn waits in flush_work:
+    the wait goes on until the work is done, and the busy accounting stays balanced."""
+    k = Kernel(cpus=2, engine="real")
+    log: list[bool] = []
+    w = Work(lambda w: time.sleep(0.3))
+
+    def thread_fn(irq: int, dev: Any) -> int:
+        if not log:
+            k.queue_work(k.system_wq, w)
+            k.flush_work(w)
+            log.append(bool(w.running or w.state & 1))
+        return IRQ_HANDLED
+
+    k.request_threaded_irq(30, lambda i, d: IRQ_WAKE_THREAD, thread_fn, name="dev")
+    with k:
+        k.raise_irq(30)
+        time.sleep(0.05)
+        k.raise_irq(30)
+        wait_for(lambda: bool(log))
+    assert log == [False]  # flush_work returned only once the work had finished
+    assert [c.engine_state.busy_tasks for c in k.cpus] == [0, 0]
+
+
+def test_an_interrupt_for_cpu_0_never_runs_in_a_thread_that_moved_to_cpu_1() -> None:
+    k = Kernel(cpus=2, engine="real", config=KernelConfig(threadirqs=True))
+    from irqflow import IRQF_NO_THREAD
+
+    seen: list[int] = []
+    slow = Tasklet(lambda d: time.sleep(0.2))
+    k.request_irq(30, lambda i, d: k.tasklet_schedule(slow) or IRQ_HANDLED, name="mig")
+    k.request_irq(31, lambda i, d: seen.append(k.smp_processor_id()) or 1, IRQF_NO_THREAD, "c0")
+    k.request_irq(32, lambda i, d: time.sleep(0.5) or 1, IRQF_NO_THREAD, "hog0")
+    k.irq_set_affinity(31, [0])
+    k.irq_set_affinity(32, [0])
+    k.irq_set_affinity(30, [1])
+    with k:
+        k.raise_irq(32)
+        time.sleep(0.05)
+        k.raise_irq(30)
+        time.sleep(0.05)
+        k.raise_irq(31)
+        wait_for(lambda: bool(seen))
+    assert seen == [0]
+
+
+def test_the_selector_survives_a_source_whose_descriptor_was_closed() -> None:
+    k = Kernel(cpus=1, engine="real")
+    a1, a2 = socket.socketpair()
+    b1, b2 = socket.socketpair()
+    hits = {40: 0, 41: 0}
+
+    def h(irq: int, dev: Any) -> int:
+        hits[irq] += 1
+        return IRQ_HANDLED
+
+    k.request_irq(40, h, name="a")
+    k.request_irq(41, h, name="b")
+    with k:
+        sa, sb = FdSource(k, 40, a1, name="a"), FdSource(k, 41, b1, name="b")
+        a2.send(b"x")
+        wait_for(lambda: hits[40] == 1)
+        a1.close()
+        sa.rearm()  # a driver bug: rearming a closed descriptor
+        time.sleep(0.05)
+        b2.send(b"y")
+        wait_for(lambda: hits[41] == 1)
+        assert sb._sel.thread.is_alive()
+    for s in (a2, b1, b2):
+        s.close()
+    assert any("cannot watch a" in line for line in k.dmesg())
+
+
+def test_watchdog_sees_a_task_that_disabled_bottom_halves_itself() -> None:
+    k = Kernel(cpus=1, engine="real", config=KernelConfig(softlockup_thresh_ns=50_000_000))
+
+    def body(w: Any) -> None:
+        with k.bh_disabled():
+            time.sleep(0.3)
+
+    with k:
+        k.schedule_work(Work(body))
+    lines = [x for x in k.dmesg() if "soft lockup" in x]
+    assert len(lines) == 1 and "[events/0:" in lines[0] and "BH off" in lines[0]
+
+
+def test_stop_from_driver_code_returns_and_reports() -> None:
+    k = Kernel(cpus=1, engine="real")
+    reports: list[Any] = []
+    k.start()
+    k.schedule_work(Work(lambda w: reports.append(k.stop(drain=False, timeout=0.5))))
+    wait_for(lambda: bool(reports))
+    assert "stopped" in str(reports[0])
+    for t in threading.enumerate():
+        if t.name == "events/0":
+            t.join(5)

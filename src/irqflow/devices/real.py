@@ -78,18 +78,27 @@ class _Selector:
         _engine(k, "a selector").add_closer(self.close)
 
     def poke(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full of pokes already
+        with self._lock:
+            if self._closed:
+                return  # closed: the pipe may be gone
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full of pokes already
 
     def want(self, src: FdSource, on: bool) -> None:
         with self._lock:
+            if self._closed:
+                return  # the machine is stopping: sources stay masked
             if on:
                 self._want[src.fd] = src
             else:
                 self._want.pop(src.fd, None)
         self.poke()
+
+    def _report(self, what: str, exc: BaseException) -> None:
+        with self.k.engine.lock:
+            self.k.log(None, "err", f"irqflow-selector: {what}: {exc!r}")
 
     def _sync(self) -> None:
         with self._lock:
@@ -99,8 +108,16 @@ class _Selector:
                 self.sel.unregister(fd)
                 del self._watching[fd]
         for fd, src in want.items():
-            if fd not in self._watching:
-                self.sel.register(fd, selectors.EVENT_READ, src)
+            if self._watching.get(fd) is not src:
+                if fd in self._watching:  # the number was reused by a new source
+                    self.sel.unregister(fd)
+                try:
+                    self.sel.register(fd, selectors.EVENT_READ, src)
+                except (OSError, ValueError) as exc:  # closed or invalid descriptor
+                    with self._lock:
+                        self._want.pop(fd, None)
+                    self._report(f"cannot watch {src.name} (fd {fd}), masked for good", exc)
+                    continue
                 self._watching[fd] = src
 
     def _main(self) -> None:
@@ -118,7 +135,10 @@ class _Selector:
                     if self._want.get(src.fd) is not src:
                         continue  # masked meanwhile
                     del self._want[src.fd]  # mask: one raise until rearm()
-                src._fire()
+                try:
+                    src._fire()
+                except Exception as exc:  # keep watching the other sources
+                    self._report(f"raising IRQ {src.irq} for {src.name} failed", exc)
 
     def _drain_wake_pipe(self) -> None:
         try:
@@ -128,18 +148,26 @@ class _Selector:
         for b in data:
             sig = self._signals.get(b)
             if sig is not None:
-                sig._fire()
+                try:
+                    sig._fire()
+                except Exception as exc:
+                    self._report(f"raising IRQ {sig.irq} for signal {b} failed", exc)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.poke()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                os.write(self._wake_w, b"\0")  # wake the thread so that it sees _closed
+            except BlockingIOError:
+                pass
+            self._closed = True
         if threading.current_thread() is not self.thread:
             self.thread.join(2.0)
-        self.sel.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._lock:  # after the thread: nobody writes to or selects on them now
+            self.sel.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
 
 def _selector(k: Kernel) -> _Selector:
@@ -355,10 +383,12 @@ class SignalSource:
         _engine(k, "SignalSource").add_closer(self.close)
 
     def _handler(self, signum: int, frame: Any) -> None:
+        if self._closed or self._sel._closed:
+            return  # the machine is stopping: the signal raises nothing
         try:
             os.write(self._sel._wake_w, bytes([signum]))
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full: the line is being raised anyway
+        except OSError:
+            pass  # the pipe is full (the line is being raised anyway) or just closed
 
     def _fire(self) -> None:
         self.events += 1
@@ -393,7 +423,8 @@ class AsyncioBridge:
         loop = self.loop
 
         def wake() -> None:
-            loop.call_soon_threadsafe(_resolve, fut)
+            if not loop.is_closed():  # the awaiting coroutine's loop may be gone
+                loop.call_soon_threadsafe(_resolve, fut)
 
         self._eng.notify_when(pred, wake)
         return fut

@@ -98,8 +98,9 @@ TASK, IRQ_FRAME = 0, 1
 POLL_S = 0.05
 
 
-class _Stopped(Exception):
-    """Raised inside engine threads to unwind them when the machine stops."""
+class _Stopped(BaseException):
+    """Raised inside engine threads to unwind them when the machine stops.  Not an
+    ``Exception``: driver code that catches ``Exception`` must not swallow it."""
 
 
 def spin(ns: int) -> None:
@@ -229,13 +230,15 @@ class _CpuState:
 
 
 class _TaskState:
-    __slots__ = ("cv", "parked", "thread", "view")
+    __slots__ = ("busy", "cv", "parked", "thread", "view")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cv = threading.Condition(lock)
         self.parked = False
         self.thread: threading.Thread | None = None
         self.view: TaskCpu | None = None
+        #: the CPU whose busy_tasks counts this task's driver call in progress
+        self.busy: _CpuState | None = None
 
 
 class _Tls(threading.local):
@@ -274,13 +277,15 @@ class _KernelLock:
 
     def __exit__(self, *exc: object) -> None:
         tls = self._tls
-        if tls.depth == 1 and self._eng._waiters:
-            self._eng._check_waiters()  # what this section changed may end a wait
-        tls.depth -= 1
-        if not tls.depth:
-            self._lock.release()
-            if tls.rings:
-                self._eng._flush_rings()
+        try:
+            if tls.depth == 1 and self._eng._waiters:
+                self._eng._check_waiters()  # what this section changed may end a wait
+        finally:
+            tls.depth -= 1
+            if not tls.depth:
+                self._lock.release()
+                if tls.rings:
+                    self._eng._flush_rings()
 
 
 @dataclass(slots=True)
@@ -298,15 +303,25 @@ class StopReport:
     abandoned: dict[str, int] = field(default_factory=dict)
     #: threads that did not finish in time (running driver code that never returned)
     stuck_threads: tuple[str, ...] = ()
+    #: stop(drain=True) was asked for (then ``drained`` False means it timed out)
+    drain_requested: bool = True
 
     @property
     def clean(self) -> bool:
-        return not self.abandoned and not self.stuck_threads
+        return (
+            not self.abandoned
+            and not self.stuck_threads
+            and (self.drained or not self.drain_requested)
+        )
 
     def __str__(self) -> str:
         if self.clean:
-            return "stopped: everything pending ran, every thread joined"
+            if self.drain_requested:
+                return "stopped: everything pending ran, every thread joined"
+            return "stopped without draining: nothing was pending, every thread joined"
         parts = []
+        if self.drain_requested and not self.drained:
+            parts.append("the drain timed out")
         if self.abandoned:
             parts.append(
                 "abandoned " + ", ".join(f"{n} {what}" for what, n in self.abandoned.items())
@@ -352,8 +367,8 @@ class RealEngine:
         self._timers: list[tuple[int, int, Callable[..., Any], tuple[Any, ...], bool]] = []
         self._seq = 0
         #: driver calls in progress, by thread: (start, cpu, preempt_count or -1 in
-        #: plain task context, task, where), for the watchdog
-        self._running: dict[int, tuple[int, int, int, Task, str]] = {}
+        #: plain task context, the calling context, where), for the watchdog
+        self._running: dict[int, tuple[int, int, int, Cpu, str]] = {}
         self._reported: set[tuple[int, str]] = set()
         self._panic: BaseException | None = None
         #: tasks in a timed sleep (msleep): the machine is not quiet while one sleeps
@@ -467,22 +482,31 @@ class RealEngine:
             )
         ctx = self._tls.cpu
         if isinstance(ctx, TaskCpu):
-            # a plain process-context function blocking in a kernel call: it sleeps
+            # a plain process-context function blocking in a kernel call: it sleeps until
+            # the condition holds (other wake-ups, e.g. an IRQ thread's, send it back)
             task = ctx.current
-            self._waiters.append(_Waiter(pred, lambda: self._wake_task(task)))
-            self._task_sleeping(task, in_call=True)
-            try:
-                self._park(task, None)
-            finally:
-                self.k.cpus[task.cpu].engine_state.busy_tasks += 1
+            while not pred():
+                waiter = _Waiter(pred, functools.partial(self._wake_task, task))
+                self._waiters.append(waiter)
+                self._task_sleeping(task, in_call=True)
+                try:
+                    self._park(task, None)
+                finally:
+                    self._task_busy_again(task)
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
             return
         cv = threading.Condition(self._kl)
-        self._waiters.append(_Waiter(pred, cv.notify))
-        while not pred():
-            if self.stopping:
-                raise IrqflowError(f"{what}: the machine stopped while waiting")
-            self._cv_wait(cv, POLL_S)
-        self._check_waiters()
+        waiter = _Waiter(pred, cv.notify)
+        self._waiters.append(waiter)
+        try:
+            while not pred():
+                if self.stopping or self._halt:
+                    raise IrqflowError(f"{what}: the machine stopped while waiting")
+                self._cv_wait(cv, POLL_S)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
     def notify_when(self, pred: Callable[[], bool], callback: Callable[[], None]) -> None:
         """Call ``callback()`` (with the kernel lock held, from whichever thread notices)
@@ -501,7 +525,10 @@ class RealEngine:
         if ready:
             self._waiters = [w for w in waiters if w not in ready]
             for w in ready:
-                w.wake()
+                try:
+                    w.wake()
+                except Exception as exc:  # a bridge whose event loop is gone, say
+                    self.k.log(None, "err", f"irqflow: a waiter's wake-up failed: {exc!r}")
 
     def _wake_task(self, task: Task) -> None:
         self.k._wake_up_process(task)
@@ -510,17 +537,23 @@ class RealEngine:
         """``task`` goes to sleep; ``in_call``: from inside its driver code (a blocking
         kernel call or an awaited effect), which then no longer counts as running."""
         task.state = SLEEPING
-        c = self.k.cpus[task.cpu]
-        c.rq.dequeue(task)
+        self.k.cpus[task.cpu].rq.dequeue(task)
         if in_call:
-            c.engine_state.busy_tasks -= 1
+            busy = task.engine_state.busy
+            if busy is not None:
+                busy.busy_tasks -= 1
         if task.wq_worker is not None:
             self.k._wq_worker_sleeping(task)
+
+    def _task_busy_again(self, task: Task) -> None:
+        busy = task.engine_state.busy
+        if busy is not None:
+            busy.busy_tasks += 1  # the CPU its driver call started on, even if it moved
 
     def _task_awake(self, task: Task) -> None:
         """The end of a sleep begun with ``in_call``."""
         self.k._wake_up_process(task)
-        self.k.cpus[task.cpu].engine_state.busy_tasks += 1
+        self._task_busy_again(task)
 
     def _park(self, task: Task, deadline: int | None) -> None:
         """Wait (lock released) until ``task`` is woken or ``deadline`` passes."""
@@ -612,6 +645,8 @@ class RealEngine:
         body returns.  Called and returns with the kernel lock held."""
         is_cpu = task is None
         while True:
+            if not is_cpu:
+                base = ctx.base  # type: ignore[attr-defined]  # an IRQ thread may move
             if ctx.irqs_on and base.irr and (is_cpu or ctx.holding):  # type: ignore[attr-defined]
                 self._take_irq(ctx, base, stack)
                 continue
@@ -696,14 +731,18 @@ class RealEngine:
             cat = SOFTIRQ
         else:
             cat = ctx.current.acct
+        busy: _CpuState | None = None
         if not atomic:
-            base.engine_state.busy_tasks += 1
+            busy = base.engine_state
+            busy.busy_tasks += 1
             base.halted = False
+            ts: _TaskState = ctx.current.engine_state
+            outer_busy, ts.busy = ts.busy, busy
         running = self._running
         ident = get_ident()
         t0 = perf_counter_ns()
         outer = running.get(ident)  # driver code -> local_bh_enable -> driver code
-        running[ident] = (t0, base.nr, pc if atomic else -1, ctx.current, run.where)
+        running[ident] = (t0, base.nr, pc if atomic else -1, ctx, run.where)
         depth = self._unlock()
         exc: Exception | None = None
         try:
@@ -717,8 +756,9 @@ class RealEngine:
             else:
                 running[ident] = outer
         base.times[cat] += perf_counter_ns() - t0
-        if not atomic:
-            base.engine_state.busy_tasks -= 1
+        if busy is not None:
+            busy.busy_tasks -= 1
+            ts.busy = outer_busy
         ctx.running = prev
         if self._waiters:
             self._check_waiters()
@@ -755,7 +795,11 @@ class RealEngine:
                 self._task_sleeping(task, in_call=True)
                 self._timed_sleeps += 1
             try:
-                await asyncio.sleep(eff.ns / 1e9)
+                deadline = time.monotonic() + eff.ns / 1e9
+                while (left := deadline - time.monotonic()) > 0:
+                    if self._halt:
+                        raise _Stopped
+                    await asyncio.sleep(min(left, POLL_S))
             finally:
                 with self.lock:
                     self._timed_sleeps -= 1
@@ -772,7 +816,10 @@ class RealEngine:
             self._waiters.append(_Waiter(eff.pred, wake))
             self._task_sleeping(task, in_call=True)
         try:
-            await fut
+            while not fut.done():
+                if self._halt:
+                    raise _Stopped
+                await asyncio.wait({fut}, timeout=POLL_S)
         finally:
             with self.lock:
                 self._task_awake(task)
@@ -795,6 +842,7 @@ class RealEngine:
 
     def _spawn_thread(self, name: str, body: Callable[[], None]) -> threading.Thread:
         th = threading.Thread(target=self._thread_main(name, body), name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()]  # forget reaped workers
         self._threads.append(th)
         th.start()
         return th
@@ -814,6 +862,8 @@ class RealEngine:
                         return
                     if st.owner is None and not st.busy_tasks:
                         c.halted = True
+                    if self._waiters:
+                        self._check_waiters()  # what the last interrupt did may end a wait
                     st.sleeping = True
                     depth = self._unlock()
                     st.doorbell.acquire(timeout=POLL_S)
@@ -837,14 +887,16 @@ class RealEngine:
         with self.lock:
             try:
                 self._park(t, None)
-                value = self._execute(view, c, [_Frame(t.body(), TASK)], t)
+                value = self._execute(view, view.base, [_Frame(t.body(), TASK)], t)
                 t.result = value
                 t.state = "X"
-                c.rq.dequeue(t)
+                view.base.rq.dequeue(t)
             finally:
                 if view.holding:
                     view.holding = False
-                    self._release(c)
+                    self._release(view.base)
+                if t.state == "X" and t in self._tasks:
+                    self._tasks.remove(t)  # a reaped kworker: nothing to wake any more
 
     def _clock_main(self) -> None:
         with self.lock:
@@ -883,16 +935,22 @@ class RealEngine:
         """Report driver code that has run in atomic context for too long (once each)."""
         limit = self.k.config.softlockup_thresh_ns
         now = perf_counter_ns()
-        for since, cpu, pc, task, where in list(self._running.values()):
+        for since, cpu, pc, ctx, where in list(self._running.values()):
+            if pc < 0 and (ctx.preempt_count or not ctx.irqs_on):
+                pc = ctx.preempt_count  # a task's own code made itself atomic (BH or IRQs off)
             if pc < 0 or now - since < limit or (since, where) in self._reported:
                 continue
+            task = ctx.current
             self._reported.add((since, where))
             self.softlockups += 1
+            context = cpumod.context_name(pc)
+            if context == "task":
+                context += " (IRQs off)" if not ctx.irqs_on else " (BH off)"
             self.k.log(
                 self.k.cpus[cpu],
                 "emerg",
                 f"watchdog: BUG: soft lockup - CPU#{cpu} stuck for {(now - since) / 1e9:.1f}s! "
-                f"[{task.comm}:{task.pid}] in {cpumod.context_name(pc)} {where}",
+                f"[{task.comm}:{task.pid}] in {context} {where}",
             )
 
     def _notify_all(self) -> None:
@@ -949,7 +1007,9 @@ class RealEngine:
             add("timers", sum(1 for t in c.timers if t[2].pending))
             add("bh work items", len(c.bh_work[0]) + len(c.bh_work[1]))
         add("work items", k._pending_work_count())
-        add("running tasks", sum(1 for t in self._tasks if t.state == RUNNING))
+        add("runnable tasks", sum(1 for t in self._tasks if t.state == RUNNING))
+        add("driver calls in progress", sum(c.engine_state.busy_tasks for c in k.cpus))
+        add("timed sleeps", self._timed_sleeps)
         return out
 
     def stop(self, drain: bool, timeout: float) -> StopReport:
@@ -958,8 +1018,12 @@ class RealEngine:
         if self.stopping:
             raise IrqflowError("stop(): the machine is already stopped")
         self.stop_requested = True
-        for close in self._closers:
-            close()
+        for close in reversed(self._closers):  # the last source made is closed first
+            try:
+                close()
+            except Exception as exc:
+                with self.lock:
+                    self.k.log(None, "err", f"irqflow: closing a source failed: {exc!r}")
         deadline = time.monotonic() + timeout
         drained = True
         with self.lock:
@@ -971,13 +1035,22 @@ class RealEngine:
                         break
                     self._cv_wait(cv, 0.002)
             abandoned = {} if drained and drain else self.pending_summary()
+            if drain and not drained:
+                self.k.log(None, "warn", f"irqflow: the drain timed out after {timeout} s")
             self.stopping = True
             self._halt = True
             self._notify_all()
+        me = threading.current_thread()  # stop() from driver code: do not join oneself
         for th in self._threads:
-            th.join(max(0.0, deadline - time.monotonic()) + 0.5)
-        stuck = tuple(th.name for th in self._threads if th.is_alive())
-        report = StopReport(drained=drain and drained, abandoned=abandoned, stuck_threads=stuck)
+            if th is not me:
+                th.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        stuck = tuple(th.name for th in self._threads if th.is_alive() and th is not me)
+        report = StopReport(
+            drained=drain and drained,
+            abandoned=abandoned,
+            stuck_threads=stuck,
+            drain_requested=drain,
+        )
         with self.lock:
             self.k.log(None, "info" if report.clean else "warn", f"irqflow: {report}")
         if self._panic is not None:
