@@ -450,3 +450,170 @@ def test_tasklet_vectors_are_counted_in_proc_softirqs(machine: Machine, vec: Sof
     machine.settle()
     name = "HI" if vec == SoftIrq.HI_SOFTIRQ else "TASKLET"
     assert sum(k.statistics().softirqs[name]) == 1
+
+
+def test_level_line_keeps_interrupting_until_the_driver_quiets_it(machine: Machine) -> None:
+    from irqflow import IRQF_TRIGGER_HIGH
+
+    k = machine.k
+    calls = []
+
+    def top(irq: int, dev: Any) -> int:
+        calls.append(irq)
+        if len(calls) == 3:
+            k.set_irq_level(9, False)  # the third call finally services the device
+        return IRQ_HANDLED
+
+    k.request_irq(9, top, IRQF_TRIGGER_HIGH, "lvl")
+    machine.start()
+    k.set_irq_level(9, True)
+    machine.settle()
+    assert calls == [9, 9, 9]
+
+
+def test_request_irq_errors_carry_the_kernel_errno(machine: Machine) -> None:
+    from irqflow import IrqflowError
+
+    k = machine.k
+    k.request_irq(5, lambda i, d: IRQ_HANDLED, name="a")
+    with pytest.raises(IrqflowError, match="EBUSY"):
+        k.request_irq(5, lambda i, d: IRQ_HANDLED, name="b")
+    with pytest.raises(IrqflowError, match="EINVAL"):
+        k.request_irq(6, lambda i, d: IRQ_HANDLED, IRQF_SHARED, "c")  # shared needs dev_id
+
+
+def test_free_irq_stops_the_handler_and_later_raises_are_lost(machine: Machine) -> None:
+    k = machine.k
+    calls = []
+    k.request_irq(24, lambda i, d: calls.append(i) or IRQ_HANDLED, name="eth0")
+    machine.start()
+    k.raise_irq(24)
+    machine.settle()
+    k.free_irq(24)
+    k.raise_irq(24)
+    machine.settle()
+    s = k.statistics().irqs[24]
+    assert calls == [24]
+    assert s.raised == 2 and s.raised == s.accepted + s.coalesced + s.lost
+
+
+def test_affinity_routes_a_line_to_its_cpus(machine: Machine) -> None:
+    k = machine.k
+    where: list[int] = []
+    k.request_irq(24, lambda i, d: where.append(k.smp_processor_id()) or IRQ_HANDLED, name="e")
+    k.irq_set_affinity(24, {1})
+    machine.start()
+    for _ in range(5):
+        k.raise_irq(24)
+        machine.settle()
+    assert where == [1] * 5
+    assert k.statistics().irqs[24].per_cpu == (0, 5)
+
+
+def test_hi_tasklets_run_before_ordinary_tasklets(machine: Machine) -> None:
+    k = machine.k
+    order: list[str] = []
+    lo, hi = Tasklet(lambda d: order.append("lo")), Tasklet(lambda d: order.append("hi"))
+
+    def top(irq: int, dev: Any) -> int:
+        k.tasklet_schedule(lo)
+        k.tasklet_hi_schedule(hi)
+        return IRQ_HANDLED
+
+    k.request_irq(24, top, name="dev")
+    machine.start()
+    k.raise_irq(24)
+    machine.settle()
+    assert order == ["hi", "lo"]
+
+
+def test_softirq_vectors_run_in_number_order_in_one_pass(machine: Machine) -> None:
+    k = machine.k
+    order: list[str] = []
+    k.open_softirq(NET_RX, lambda: order.append("NET_RX"))
+    k.open_softirq(BLOCK, lambda: order.append("BLOCK"))
+    k.open_softirq(SoftIrq.NET_TX_SOFTIRQ, lambda: order.append("NET_TX"))
+
+    def top(irq: int, dev: Any) -> int:
+        k.raise_softirq(BLOCK)
+        k.raise_softirq(NET_RX)
+        k.raise_softirq(SoftIrq.NET_TX_SOFTIRQ)
+        return IRQ_HANDLED
+
+    k.request_irq(24, top, name="dev")
+    machine.start()
+    k.raise_irq(24)
+    machine.settle()
+    assert order == ["NET_TX", "NET_RX", "BLOCK"]
+
+
+def test_del_timer_sync_cancels_a_pending_timer(machine: Machine) -> None:
+    k = machine.k
+    fired: list[int] = []
+    t = Timer(lambda d: fired.append(1))
+    machine.start()
+    k.add_timer(t, k.jiffies + 50)
+    assert k.timer_pending(t)
+    assert k.del_timer_sync(t) is True
+    machine.settle()
+    assert fired == [] and not k.timer_pending(t)
+
+
+def test_ordered_workqueue_runs_one_item_at_a_time_in_order(make_machine: Any) -> None:
+    m = make_machine(2, workqueue_model="cmwq")
+    k = m.k
+    wq = k.alloc_ordered_workqueue("ordered")
+    lock = threading.Lock()
+    active = 0
+    worst = 0
+    order: list[int] = []
+
+    async def item(w: Any, i: int) -> None:
+        nonlocal active, worst
+        with lock:
+            active += 1
+            worst = max(worst, active)
+        await k.msleep(1)
+        order.append(i)
+        with lock:
+            active -= 1
+
+    m.start()
+    for i in range(5):
+        k.queue_work(wq, Work(lambda w, i=i: item(w, i)))
+    m.settle()
+    assert order == [0, 1, 2, 3, 4]
+    assert worst == 1
+
+
+def test_synchronize_irq_waits_for_a_running_handler(machine: Machine) -> None:
+    k = machine.k
+    done: list[int] = []
+
+    def top(irq: int, dev: Any) -> int:
+        k.udelay(3000)  # 3 ms in the handler
+        done.append(irq)
+        return IRQ_HANDLED
+
+    k.request_irq(24, top, name="slow")
+    machine.start()
+    k.raise_irq(24)
+    machine.until(lambda: k.statistics().irqs[24].accepted == 1)
+    k.synchronize_irq(24)
+    assert done == [24]
+
+
+def test_a_callable_that_returns_a_coroutine_is_awaited(machine: Machine) -> None:
+    """Work(lambda w: some_async_fn(w, x)) runs the coroutine instead of dropping it."""
+    k = machine.k
+    ran: list[str] = []
+
+    async def job(w: Any, tag: str) -> None:
+        await k.msleep(1)
+        ran.append(tag)
+
+    machine.start()
+    k.schedule_work(Work(lambda w: job(w, "lambda")))
+    k.kthread_run(lambda k: job(None, "kthread"), "coro-thread")
+    machine.settle()
+    assert sorted(ran) == ["kthread", "lambda"]

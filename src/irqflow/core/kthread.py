@@ -36,16 +36,28 @@ def _step(send: Callable[[Any], Any], value: Any) -> tuple[bool, Any]:
 _step.irqflow_coroutine = True  # type: ignore[attr-defined]
 
 
+def _given(coro: Any) -> Any:
+    return coro
+
+
 def run_in_task(k: KernelCore, fn: Callable[..., Any], args: tuple[Any, ...], where: str) -> Flow:
     """Call ``fn(*args)`` in process context; returns its result, or ``FAILED`` if it
     raised (recorded as an oops) or awaited something irqflow cannot wait for."""
+    coro: Any = None
     if not inspect.iscoroutinefunction(fn):
-        return (yield Run(fn, args, where))
+        res = yield Run(fn, args, where)
+        if not inspect.iscoroutine(res):
+            return res
+        # a plain callable that returned a coroutine (a lambda around an async def, a
+        # method wrapper): run the coroutine, rather than drop it unawaited
+        coro = res
     runner = getattr(k.engine, "run_coroutine", None)
     if runner is not None:
         # the engine runs the whole coroutine in one call (real: on the thread's own loop)
+        if coro is not None:
+            return (yield Run(runner, (_given, (coro,)), where))
         return (yield Run(runner, (fn, args), where))
-    it = fn(*args).__await__()
+    it = (coro if coro is not None else fn(*args)).__await__()
     value: Any = None
     while True:
         res = yield Run(_step, (it.send, value), where)
