@@ -18,8 +18,12 @@ from irqflow import (
     IRQ_HANDLED,
     IRQF_SHARED,
     Kernel,
+    Napi,
     SleepInAtomicContext,
+    SoftIrq,
     Tasklet,
+    Timer,
+    Work,
 )
 from irqflow.core import constants
 from support import NET_RX, handler, make_kernel
@@ -611,3 +615,27 @@ def test_panic_on_oops_propagates_out_of_run() -> None:
     k.call_at(1_000, k.raise_irq, IRQ)
     with pytest.raises(SleepInAtomicContext, match="name: eth0"):
         k.run()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda k, f: k.request_irq(3, f, name="x"),
+        lambda k, f: k.open_softirq(SoftIrq.BLOCK_SOFTIRQ, f),
+        lambda k, f: Tasklet(f),
+        lambda k, f: Timer(f),
+        lambda k, f: Napi(f),
+        lambda k, f: k.queue_work(k.system_bh_wq, Work(f)),
+    ],
+    ids=["hardirq", "softirq", "tasklet", "timer", "napi", "bh-work"],
+)
+def test_async_driver_code_for_atomic_context_is_refused(make: Any) -> None:
+    """Code that runs in interrupt context can never sleep: `async def` there is a
+    TypeError at registration, naming the context and the way out."""
+    k = make_kernel(1)
+
+    async def f(*args: Any) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"is `async def`, but it runs in .*never sleeps"):
+        make(k, f)

@@ -40,3 +40,16 @@ class InternalError(IrqflowError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"{message} (this is a bug in irqflow; please report it)")
+
+
+def refuse_async(fn: object, what: str, context: str) -> None:
+    """Driver code for atomic context may not be ``async def``: it could never sleep."""
+    import inspect
+
+    if inspect.iscoroutinefunction(fn):
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise TypeError(
+            f"{what}: {name} is `async def`, but it runs in {context} context, which never "
+            "sleeps; make it a plain function and defer what must wait to a work item "
+            "(Work) or a threaded handler (request_threaded_irq)"
+        )

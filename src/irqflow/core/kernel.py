@@ -28,6 +28,7 @@ from irqflow.core.cpu import Cpu
 from irqflow.core.effects import COND_RESCHED, Busy, Run, Sleep
 from irqflow.core.errors import (
     IrqflowError,
+    refuse_async,
 )
 from irqflow.core.irq.desc import (
     SPURIOUS_DISABLED,
@@ -205,6 +206,7 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
             )
         if not callable(action):
             raise TypeError(f"open_softirq({SOFTIRQ_NAMES[nr]}): action {action!r} is not callable")
+        refuse_async(action, f"open_softirq({SOFTIRQ_NAMES[nr]})", "softirq")
         self._softirq_run[nr] = user_action(action, nr)
 
     def raise_softirq(self, nr: int | SoftIrq) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import NET_RX_SOFTIRQ
 from irqflow.core.effects import FAILED, Run
+from irqflow.core.errors import refuse_async
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Napi:
     ) -> None:
         if not callable(poll):
             raise TypeError(f"Napi(poll={poll!r}): poll must be callable as poll(napi, budget)")
+        refuse_async(poll, "Napi", "softirq (NET_RX_SOFTIRQ)")
         if not isinstance(weight, int) or weight < 1:
             raise ValueError(f"Napi(weight={weight!r}): the weight must be an int >= 1")
         self.poll = poll

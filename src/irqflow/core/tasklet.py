@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.effects import Run, symbol_name
+from irqflow.core.errors import refuse_async
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Tasklet:
     ) -> None:
         if not callable(func):
             raise TypeError(f"Tasklet(func={func!r}): func must be callable as func(data)")
+        refuse_async(func, "Tasklet", "softirq")
         self.func = func
         self.data = data
         self.name = name or symbol_name(func)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import TIMER_SOFTIRQ
 from irqflow.core.effects import Run, symbol_name
+from irqflow.core.errors import refuse_async
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Timer:
     ) -> None:
         if flow is None and not callable(func):
             raise TypeError(f"Timer(func={func!r}): func must be callable as func(data)")
+        refuse_async(func, "Timer", "softirq (TIMER_SOFTIRQ)")
         self.func = func
         self.data = data
         self.flow = flow

@@ -25,7 +25,7 @@ from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
 from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
 from irqflow.core.cpu import IRQ_WORK_VECTOR
 from irqflow.core.effects import BLOCK, COND_RESCHED, symbol_name
-from irqflow.core.errors import IrqflowError
+from irqflow.core.errors import IrqflowError, refuse_async
 from irqflow.core.kthread import run_in_task
 from irqflow.core.softirq import raise_softirq_irqoff
 from irqflow.core.timer import Timer, arm
@@ -300,6 +300,8 @@ class WorkqueueMixin(KernelBase):
             raise IrqflowError(f"queue_work({w.name}): {wq!r} is not a live workqueue")
         if not isinstance(cpu, int) or not 0 <= cpu < len(self.cpus):
             raise IrqflowError(f"queue_work_on({cpu!r}): CPUs are 0..{len(self.cpus) - 1}")
+        if wq.flags & WQ_BH:
+            refuse_async(w.func, f"queue_work({wq.name}, {w.name})", "softirq (a BH workqueue)")
         if w.state & WORK_STRUCT_PENDING:
             return False  # invariant 46: no side effects
         w.state |= WORK_STRUCT_PENDING

@@ -23,6 +23,7 @@ from irqflow.core.cpu import Cpu
 from irqflow.core.errors import (
     IrqflowError,
     RequestError,
+    refuse_async,
 )
 from irqflow.core.irq import chip
 from irqflow.core.irq.desc import (
@@ -175,6 +176,7 @@ class IrqManageMixin(KernelBase):
             handler = default_primary
         if not callable(handler):
             raise TypeError(f"{what}: handler {handler!r} is not callable as handler(irq, dev_id)")
+        refuse_async(handler, what, "hardirq")
         if thread_fn is not None and not callable(thread_fn):
             raise TypeError(
                 f"{what}: thread_fn {thread_fn!r} is not callable as thread_fn(irq, dev_id)"
