@@ -746,3 +746,56 @@ def test_stop_from_driver_code_returns_and_reports() -> None:
     for t in threading.enumerate():
         if t.name == "events/0":
             t.join(5)
+
+
+def test_udelay_on_one_cpu_does_not_stop_the_others() -> None:
+    """A handler busy-waiting 100 ms on CPU 0 leaves CPU 1 taking its interrupts."""
+    k = Kernel(cpus=2, engine="real")
+    ticks: list[int] = []
+    k.request_irq(24, lambda i, d: k.udelay(100_000) or IRQ_HANDLED, name="spin")
+    k.irq_set_affinity(24, {0})
+    k.request_irq(25, lambda i, d: ticks.append(i) or IRQ_HANDLED, name="tick")
+    k.irq_set_affinity(25, {1})
+    with k:
+        k.raise_irq(24)
+        time.sleep(0.01)
+        for _ in range(20):
+            k.raise_irq(25)
+            time.sleep(0.002)
+        assert k.engine._running, "the spinning handler should still be running"
+    assert len(ticks) >= 15
+
+
+def test_cpu_time_counts_calls_under_way_and_not_their_sleeps() -> None:
+    k = Kernel(cpus=1, engine="real")
+
+    async def sleeper(k: Any) -> None:
+        while not k.kthread_should_stop():
+            await k.msleep(5)
+
+    def spinner(k: Any) -> None:
+        k.udelay(150_000)
+
+    k.kthread_run(sleeper, "sleeper")
+    k.kthread_run(spinner, "spinner")
+    with k:
+        time.sleep(0.05)
+        mid = k.statistics().cpus[0].user  # the spinner is still running
+        time.sleep(0.2)
+    user = k.statistics().cpus[0].user
+    assert mid >= 30_000_000
+    assert 140_000_000 <= user <= 230_000_000  # the spin, not the sleeper's 250 ms asleep
+
+
+def test_cli_runs_a_scenario_on_the_real_engine(tmp_path: Any, capsys: Any) -> None:
+    from irqflow.cli import main
+
+    (tmp_path / "s.toml").write_text(
+        '[machine]\ncpus = 1\nduration_ms = 60\n[[device]]\nname = "d"\nirq = 5\n'
+        'tasklet_us = 5\narrivals = { process = "periodic", period_us = 2000 }\n'
+    )
+    assert main(["run", str(tmp_path / "s.toml"), "--engine", "real", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "ms of wall-clock time, real engine" in out
+    first = out.splitlines()[3].split()
+    assert first[0] == "d" and 15 <= int(first[1]) <= 35 and first[1] == first[2]

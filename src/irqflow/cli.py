@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--plot", metavar="PATH", help="draw the CPUs' timeline (PNG or SVG)")
     run.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
     run.add_argument(
+        "--engine",
+        choices=("sim", "real"),
+        default="sim",
+        help="sim (default): virtual time, deterministic; real: the same machine on OS "
+        "threads for duration_ms of wall time (what Python keeps up with)",
+    )
+    run.add_argument(
         "--no-progress", action="store_true", help="no progress bar (none when not a terminal)"
     )
     sw = sub.add_parser(
@@ -179,7 +186,7 @@ def _scenario(args: argparse.Namespace) -> int:
             bar.n = round(now / 1e6, 3)
             bar.refresh()
 
-        result = run(sc, trace=patterns or False, progress=progress)
+        result = run(sc, trace=patterns or False, progress=progress, engine=args.engine)
     print(result.summary(), end="")
     k = result.kernel
     if perfetto:
@@ -206,6 +213,7 @@ def _bar(off: bool, unit: str, total: int) -> Any:
     """A progress bar on stderr (tqdm), shown only on a terminal."""
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: the bar is refreshed by its updates
     virtual = unit == "virtual ms"
     return tqdm(
         total=total, unit="ms" if virtual else unit, disable=True if off else None,

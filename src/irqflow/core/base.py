@@ -35,6 +35,9 @@ class Engine(Protocol):
     #: process-context driver code may block the calling OS thread for real (the real
     #: engine); otherwise a wait in a plain function is an error naming ``async def``
     blocking_tasks: bool
+    #: time is the wall clock: a callback asked for a moment that has just passed runs
+    #: at once instead of being an error
+    wall_clock: bool
 
     @property
     def lock(self) -> AbstractContextManager[Any]:

@@ -104,12 +104,16 @@ class _Stopped(BaseException):
 
 
 def spin(ns: int) -> None:
-    """Busy-wait ``ns`` nanoseconds (``udelay`` on the real engine)."""
+    """Busy-wait ``ns`` nanoseconds (``udelay`` on the real engine).
+
+    The wait gives the interpreter away at each turn (``time.sleep(0)``): a CPU that
+    busy-waits does not stop the other CPUs, and a Python thread that spun while holding
+    the GIL would stop every other thread of the machine for up to the switch interval."""
     if ns <= 0:
         return
     end = time.perf_counter_ns() + ns
     while time.perf_counter_ns() < end:
-        pass
+        time.sleep(0)
 
 
 class RealCpu(Cpu):
@@ -230,7 +234,7 @@ class _CpuState:
 
 
 class _TaskState:
-    __slots__ = ("busy", "cv", "parked", "thread", "view")
+    __slots__ = ("busy", "cv", "parked", "slept_ns", "thread", "view")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cv = threading.Condition(lock)
@@ -239,6 +243,8 @@ class _TaskState:
         self.view: TaskCpu | None = None
         #: the CPU whose busy_tasks counts this task's driver call in progress
         self.busy: _CpuState | None = None
+        #: time spent asleep inside driver calls (awaited effects, blocking calls)
+        self.slept_ns = 0
 
 
 class _Tls(threading.local):
@@ -346,6 +352,7 @@ class RealEngine:
     """Wall-clock time on OS threads.  See the module docstring."""
 
     blocking_tasks = True
+    wall_clock = True
 
     def __init__(self, kernel: KernelCore) -> None:
         self.k = kernel
@@ -367,8 +374,9 @@ class RealEngine:
         self._timers: list[tuple[int, int, Callable[..., Any], tuple[Any, ...], bool]] = []
         self._seq = 0
         #: driver calls in progress, by thread: (start, cpu, preempt_count or -1 in
-        #: plain task context, the calling context, where), for the watchdog
-        self._running: dict[int, tuple[int, int, int, Cpu, str]] = {}
+        #: plain task context, the calling context, where, time category, the task's
+        #: slept_ns at the start), for the watchdog and for CPU times of calls under way
+        self._running: dict[int, tuple[int, int, int, Cpu, str, str, int]] = {}
         self._reported: set[tuple[int, str]] = set()
         self._panic: BaseException | None = None
         #: tasks in a timed sleep (msleep): the machine is not quiet while one sleeps
@@ -460,6 +468,11 @@ class RealEngine:
 
     def cpu_times(self, c: Cpu) -> dict[str, int]:
         times = dict(c.times)
+        now = perf_counter_ns()
+        for since, cpu, _, ctx, _, cat, slept0 in list(self._running.values()):
+            if cpu == c.nr:  # a call under way counts what it has run so far
+                slept = ctx.current.engine_state.slept_ns - slept0
+                times[cat] += max(0, now - since - slept)
         busy = sum(v for k, v in times.items() if k != IDLE)
         times[IDLE] = max(0, self.now - busy)
         return times
@@ -489,9 +502,11 @@ class RealEngine:
                 waiter = _Waiter(pred, functools.partial(self._wake_task, task))
                 self._waiters.append(waiter)
                 self._task_sleeping(task, in_call=True)
+                t_sleep = perf_counter_ns()
                 try:
                     self._park(task, None)
                 finally:
+                    task.engine_state.slept_ns += perf_counter_ns() - t_sleep
                     self._task_busy_again(task)
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
@@ -742,7 +757,9 @@ class RealEngine:
         ident = get_ident()
         t0 = perf_counter_ns()
         outer = running.get(ident)  # driver code -> local_bh_enable -> driver code
-        running[ident] = (t0, base.nr, pc if atomic else -1, ctx, run.where)
+        task_st: _TaskState = ctx.current.engine_state
+        slept0 = task_st.slept_ns
+        running[ident] = (t0, base.nr, pc if atomic else -1, ctx, run.where, cat, slept0)
         depth = self._unlock()
         exc: Exception | None = None
         try:
@@ -755,10 +772,12 @@ class RealEngine:
                 del running[ident]
             else:
                 running[ident] = outer
-        base.times[cat] += perf_counter_ns() - t0
-        if busy is not None:
-            busy.busy_tasks -= 1
-            ts.busy = outer_busy
+            # the call's run time, less what it spent asleep in irqflow waits (counted
+            # even when the machine stops it)
+            base.times[cat] += perf_counter_ns() - t0 - (task_st.slept_ns - slept0)
+            if busy is not None:
+                busy.busy_tasks -= 1
+                ts.busy = outer_busy
         ctx.running = prev
         if self._waiters:
             self._check_waiters()
@@ -788,12 +807,15 @@ class RealEngine:
         task = ctx.current
         loop = asyncio.get_running_loop()
         if eff is COND_RESCHED:
+            if self._halt:
+                raise _Stopped
             await asyncio.sleep(0)
             return
         if type(eff) is Sleep:
             with self.lock:
                 self._task_sleeping(task, in_call=True)
                 self._timed_sleeps += 1
+            t_sleep = perf_counter_ns()
             try:
                 deadline = time.monotonic() + eff.ns / 1e9
                 while (left := deadline - time.monotonic()) > 0:
@@ -802,6 +824,7 @@ class RealEngine:
                     await asyncio.sleep(min(left, POLL_S))
             finally:
                 with self.lock:
+                    task.engine_state.slept_ns += perf_counter_ns() - t_sleep
                     self._timed_sleeps -= 1
                     self._task_awake(task)
             return
@@ -815,6 +838,7 @@ class RealEngine:
                 return
             self._waiters.append(_Waiter(eff.pred, wake))
             self._task_sleeping(task, in_call=True)
+        t_sleep = perf_counter_ns()
         try:
             while not fut.done():
                 if self._halt:
@@ -822,6 +846,7 @@ class RealEngine:
                 await asyncio.wait({fut}, timeout=POLL_S)
         finally:
             with self.lock:
+                task.engine_state.slept_ns += perf_counter_ns() - t_sleep
                 self._task_awake(task)
 
     # ------------------------------------------------------------------ threads
@@ -935,7 +960,7 @@ class RealEngine:
         """Report driver code that has run in atomic context for too long (once each)."""
         limit = self.k.config.softlockup_thresh_ns
         now = perf_counter_ns()
-        for since, cpu, pc, ctx, where in list(self._running.values()):
+        for since, cpu, pc, ctx, where, _, _ in list(self._running.values()):
             if pc < 0 and (ctx.preempt_count or not ctx.irqs_on):
                 pc = ctx.preempt_count  # a task's own code made itself atomic (BH or IRQs off)
             if pc < 0 or now - since < limit or (since, where) in self._reported:

@@ -122,6 +122,7 @@ class SimEngine:
 
     #: a wait in a plain process-context function cannot suspend it: make it async def
     blocking_tasks = False
+    wall_clock = False
     #: one thread drives the whole machine: nothing to lock
     lock: AbstractContextManager[Any] = nullcontext()
 

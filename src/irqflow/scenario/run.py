@@ -47,14 +47,19 @@ class Result:
     scenario: Scenario
     kernel: Kernel
     devices: dict[str, DeviceStats] = field(default_factory=dict)
+    #: real engine only: what stopping the machine left
+    stop_report: Any = None
 
     def summary(self) -> str:
         k = self.kernel
         snap = k.statistics()
+        kind = "wall-clock time, real engine" if k.engine_name == "real" else "virtual time"
         lines = [
             f"scenario {self.scenario.source}: {len(k.cpus)} CPUs, "
-            f"{snap.time_ns / 1e6:.3f} ms of virtual time"
+            f"{snap.time_ns / 1e6:.3f} ms of {kind}"
         ]
+        if self.stop_report is not None and not self.stop_report.clean:
+            lines.append(str(self.stop_report))
         lines.append("")
         lines.append(f"{'device':<12}{'events':>10}{'delivered':>11}{'dropped':>9}")
         for d in self.devices.values():
@@ -481,13 +486,18 @@ def run(
     trace: bool | tuple[str, ...] = False,
     until_ns: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "sim",
 ) -> Result:
     """Build the machine of ``sc``, run it for its duration and return the result.
     ``trace``: True records every tracepoint, a tuple of patterns just those, False what
     the scenario's ``[record] trace`` says; the buffer is ``[record] buffer_size``.
-    ``progress(now_ns, duration_ns)`` is called as virtual time advances (for bars)."""
+    ``progress(now_ns, duration_ns)`` is called as virtual time advances (for bars).
+
+    ``engine="real"`` runs the same machine on OS threads for ``duration_ms`` of wall
+    time (the devices' arrivals come from the clock thread, ``udelay`` spins), then stops
+    it without draining: a measure of what Python threads keep up with, not a model."""
     m = sc.machine
-    k = Kernel(cpus=m["cpus"], config=sc.config, seed=m["seed"])
+    k = Kernel(cpus=m["cpus"], engine=engine, config=sc.config, seed=m["seed"])
     if trace is True:
         patterns: tuple[str, ...] = ("*",)
     elif trace:
@@ -520,7 +530,17 @@ def run(
     b.open_softirqs()
     for th in sc.threads:
         _thread(b, th)
-    if progress is None:
+    if engine == "real":
+        import time
+
+        with k:
+            t_end = time.monotonic() + duration / 1e9
+            while (left := t_end - time.monotonic()) > 0:
+                time.sleep(min(left, 0.05))
+                if progress is not None:
+                    progress(min(k.now(), duration), duration)
+            result.stop_report = k.stop(drain=False, timeout=2.0)
+    elif progress is None:
         k.run(until=duration)
     else:
         step = max(1, duration // 200)
