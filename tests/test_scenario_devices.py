@@ -189,3 +189,64 @@ def test_record_table_chooses_tracepoints_and_outputs(
 def test_record_table_is_validated(record: str, msg: str) -> None:
     with pytest.raises(ScenarioError, match=msg):
         loads(_one('name = "d"\nirq = 5', extra=record))
+
+
+def test_shared_line_devices_count_only_their_own_events() -> None:
+    text = (
+        "[machine]\ncpus = 1\nduration_ms = 10\n"
+        '[[device]]\nname = "a"\nirq = 11\nshared = true\ntasklet_us = 1\n'
+        'arrivals = { process = "periodic", period_us = 100 }\n'
+        '[[device]]\nname = "b"\nirq = 11\nshared = true\n'
+        'arrivals = { process = "periodic", period_us = 250 }\n'
+    )
+    res = run(loads(text))
+    a, b = res.devices["a"], res.devices["b"]
+    assert 0 < a.delivered <= a.events and 0 < b.delivered <= b.events
+    assert a.events - a.delivered <= 1 and b.events - b.delivered <= 1
+    line = res.kernel.statistics().irqs[11]
+    assert line.raised == a.events + b.events
+    assert line.unhandled == 0  # every interrupt was somebody's
+
+
+BAD_SCENARIOS = [
+    (_one('name = "d"\nirq = 5', extra='[[thread]]\nname = "t"\npolicy = "fifo"\n'),
+     "a fifo thread needs prio 1..99, found 0"),
+    (_one('name = "d"\nirq = 5', extra='[[thread]]\nname = "t"\nnice = 100\n'), "-20..19"),
+    (_one('name = "d"\nirq = 5\narrivals = { process = "periodic", period_us = nan }'),
+     "expected a finite number, found nan"),
+    (_one('name = "d"\nirq = 5', machine="duration_ms = inf"), "finite"),
+    (_one('name = "d"\nirq = 5') + '[[device]]\nname = "d"\nirq = 6\n', "already named 'd'"),
+    (_one('name = "d"\nirq = 5', extra='[[thread]]\nname = "t"\n[[thread]]\nname = "t"\n'),
+     "a thread is already named 't'"),
+    (_one('name = "d"\nirq = 5') + '[[device]]\nname = "e"\nirq = 5\nshared = true\n',
+     "set shared = true on both"),
+    (_one('name = "d"\nirq = 5', extra='[record]\ntrace = ["irg:*"]\n'), "did you mean 'irq'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "msg"), BAD_SCENARIOS)
+def test_values_that_would_fail_the_run_are_refused_up_front(text: str, msg: str) -> None:
+    with pytest.raises(ScenarioError, match=msg):
+        loads(text)
+
+
+def test_a_scenario_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    from irqflow.scenario import load
+
+    (tmp_path / "s.toml").write_bytes(b"[machine]\n# caf\xe9\ncpus = 1\n")
+    with pytest.raises(ScenarioError, match="not UTF-8 text"):
+        load(tmp_path / "s.toml")
+
+
+def test_drop_places_are_always_reported_in_sweep_rows() -> None:
+    from irqflow.scenario.sweep import metrics
+
+    text = _one(
+        'name = "e"\nkind = "nic"\nirq = 24\nsocket_queue = 8\n'
+        'arrivals = { process = "periodic", period_us = 1000 }',
+        extra='[[thread]]\nname = "r"\nkind = "packet-reader"\ndevice = "e"\n',
+    )
+    row = metrics(run(loads(text)))
+    keys = list(row)
+    assert row["e.dropped_at_ring"] == 0 and row["e.dropped_at_socket"] == 0
+    assert keys.index("e.dropped_at_ring") == keys.index("e.dropped") + 1

@@ -175,3 +175,42 @@ def test_cli_reference_names_every_command_and_option() -> None:
             for opt in action.option_strings:
                 if opt not in ("-h", "--help"):
                     assert f"`{opt}" in doc, (name, opt)
+
+
+@pytest.mark.parametrize(
+    ("axes", "msg"),
+    [
+        (["device.eth0.rate=1000", "device.eth0.rate=2000"], "given twice"),
+        (["device.eth0.ring=1:10000:1", "device.eth0.rx_us=1:10000:1"], "at most 100,000"),
+    ],
+)
+def test_sweep_grids_are_checked_before_they_run(axes: list[str], msg: str) -> None:
+    with pytest.raises(ScenarioError, match=msg):
+        sweep(LIVELOCK, [parse_axis(a) for a in axes])
+
+
+def test_sweeping_a_rate_the_arrivals_do_not_use_is_an_error() -> None:
+    five = ROOT / "scenarios" / "five-stages.toml"  # kbd arrivals are periodic
+    with pytest.raises(ScenarioError, match="kbd's arrivals are periodic"):
+        sweep(five, [parse_axis("device.kbd.rate=100,1000")])
+
+
+def test_cli_checks_outputs_and_durations_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(LIVELOCK), "--duration", "nan", "--no-progress"]) == 2
+    assert main(["run", str(LIVELOCK), "--json", "/nonexistent/dir/x.json"]) == 2
+    assert main(["run", str(LIVELOCK), "--plot", str(tmp_path / "x.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "give milliseconds >= 0" in err and "does not exist" in err and ".png, .svg" in err
+
+
+def test_a_metric_typo_keeps_the_sweep_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rows.csv"
+    code = main(["sweep", str(LIVELOCK), "--set", "machine.duration_ms=1", "--metric",
+                 "eth0.delivered_per_sec", "--csv", str(out), "--no-progress"])  # fmt: skip
+    assert code == 2
+    assert "saved in" in capsys.readouterr().err
+    assert len(list(csv.DictReader(out.open()))) == 1

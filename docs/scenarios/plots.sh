@@ -21,7 +21,7 @@ $IRQFLOW sweep scenarios/threaded-irqs.toml --no-progress --csv "$OUT/c.csv" \
   --metric "io submit->wake|rt.p99_us" --plot $IMG/threaded-irqs-latency.png
 $IRQFLOW sweep scenarios/threaded-irqs.toml --no-progress --csv "$OUT/d.csv" \
   --set device.noisy.rate=2000:24000:2000 --set device.noisy.threaded=false,true \
-  --metric noisy.delivered_per_s --plot $IMG/threaded-irqs-throughput.png
+  --metric "event->serviced|noisy.p99_us" --plot $IMG/threaded-irqs-service.png
 $IRQFLOW sweep scenarios/workqueue-sleepers.toml --no-progress --csv "$OUT/e.csv" \
   --set device.sensor.rate=500:8000:500 \
   --set machine.config.workqueue_model=per-cpu-threads,cmwq \

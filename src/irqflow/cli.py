@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the run failed, 2 usage or scenario error.  Reference:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -44,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run a scenario file and print what happened",
-        description="Run SCENARIO.toml on the sim engine: devices delivered/dropped, CPU "
-        "time per context, latency percentiles, /proc/interrupts and /proc/softirqs.",
+        description="Run SCENARIO.toml (on the sim engine, or with --engine real on OS "
+        "threads) and print devices' delivered/dropped, CPU time per context, latency "
+        "percentiles, /proc/interrupts and /proc/softirqs.",
     )
     run.add_argument("scenario", metavar="SCENARIO.toml")
     run.add_argument("--seed", type=int, help="override [machine] seed")
@@ -165,6 +167,9 @@ def _scenario(args: argparse.Namespace) -> int:
     if args.seed is not None:
         machine["seed"] = args.seed
     if args.duration is not None:
+        if not math.isfinite(args.duration) or args.duration < 0:
+            print(f"irqflow: --duration {args.duration}: give milliseconds >= 0", file=sys.stderr)
+            return 2
         machine["duration_ms"] = args.duration
     sc = dataclasses.replace(sc, machine=machine)
     rec = sc.record
@@ -172,6 +177,10 @@ def _scenario(args: argparse.Namespace) -> int:
     ftrace = args.ftrace or rec["ftrace"]
     plot = args.plot or rec["plot"]
     json_path = args.json or rec["json"]
+    bad = _bad_outputs(json=json_path, trace=perfetto, ftrace=ftrace, plot=plot)
+    if bad:
+        print(f"irqflow: {bad}", file=sys.stderr)
+        return 2
     patterns = tuple(rec["trace"])
     if (perfetto or ftrace) and not patterns:
         patterns = ("*",)
@@ -206,7 +215,30 @@ def _scenario(args: argparse.Namespace) -> int:
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(result.to_json(), fh, indent=1)
+    oopses = k.statistics().oopses
+    if oopses:
+        print(
+            f"irqflow: the run faulted: {len(oopses)} oops(es) in driver code, the first: "
+            f"{oopses[0].exc_type}: {oopses[0].message} in {oopses[0].context} {oopses[0].where}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _bad_outputs(**paths: str | None) -> str | None:
+    """Why an output file could not be written (checked before a long run), or None."""
+    from pathlib import Path
+
+    for what, path in paths.items():
+        if not path:
+            continue
+        parent = Path(path).expanduser().resolve().parent
+        if not parent.is_dir():
+            return f"--{what} {path}: the directory {parent} does not exist"
+        if what == "plot" and Path(path).suffix.lower() not in (".png", ".svg", ".pdf"):
+            return f"--plot {path}: name the file .png, .svg or .pdf"
+    return None
 
 
 def _bar(off: bool, unit: str, total: int) -> Any:
@@ -230,6 +262,11 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from irqflow.scenario import ScenarioError, parse_axis, sweep
 
+    csv_path = args.csv or f"{Path(args.scenario).stem}-sweep.csv"
+    bad = _bad_outputs(csv=csv_path, plot=args.plot)
+    if bad:
+        print(f"irqflow: {bad}", file=sys.stderr)
+        return 2
     try:
         axes = [parse_axis(a) for a in args.axes]
         jobs = args.jobs or os.cpu_count() or 1
@@ -244,16 +281,15 @@ def _sweep(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"irqflow: {exc}", file=sys.stderr)
         return 2
+    result.write_csv(csv_path)  # first: a typo in --metric must not lose the runs
     cols = result.columns()
     metric_names = args.metric or [c for c in cols if c.endswith(".delivered_per_s")]
     unknown = [m for m in metric_names if m not in cols]
     if unknown:
-        print(f"irqflow: no such metric {unknown}; the columns are: {', '.join(cols)}",
-              file=sys.stderr)  # fmt: skip
+        print(f"irqflow: no such metric {unknown} (the rows are saved in {csv_path}); the "
+              f"columns are: {', '.join(cols)}", file=sys.stderr)  # fmt: skip
         return 2
     print(result.table(metric_names), end="")
-    csv_path = args.csv or f"{Path(args.scenario).stem}-sweep.csv"
-    result.write_csv(csv_path)
     print(f"\nwrote {len(result.rows)} rows to {csv_path}")
     if args.plot:
         from irqflow.plot import sweep_curve

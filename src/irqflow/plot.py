@@ -237,6 +237,10 @@ def latency_cdf(hists: dict[str, Histogram], path: str | Path, title: str = "") 
     plt.close(fig)
 
 
+#: line colours for sweep curves: Okabe-Ito, darkest first, no pale yellow
+CURVE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000")
+
+
 def sweep_curve(
     rows: list[dict[str, Any]],
     x: str,
@@ -246,37 +250,43 @@ def sweep_curve(
     group_by: list[str] | None = None,
     title: str = "",
 ) -> None:
-    """``ys`` (metrics) against ``x`` (the first swept key), one line per metric and per
-    combination of the ``group_by`` keys (the other swept keys)."""
+    """Each metric in ``ys`` against ``x`` (the first swept key), one panel per metric
+    (they may have different units) and one line per combination of the ``group_by``
+    keys (the other swept keys).  A text-valued ``x`` gets one tick per value."""
+    from matplotlib.ticker import FuncFormatter
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, axes = plt.subplots(len(ys), 1, figsize=(8, 1.2 + 3.3 * len(ys)), squeeze=False)
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(g) for g in group_by or []), []).append(r)
-    palette = list(COLOURS.values())[:-1]
-    n = 0
-    for key, rs in groups.items():
-        rs = sorted(rs, key=lambda r: r[x])
-        label_g = ", ".join(f"{g}={v}" for g, v in zip(group_by or [], key, strict=True))
-        for y in ys:
-            pts = [(r[x], r[y]) for r in rs if isinstance(r.get(y), int | float)]
+    xs_all = [r[x] for r in rows]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in xs_all)
+    categories = list(dict.fromkeys(xs_all))
+    thousands = FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}")
+    for ax, y in zip((a[0] for a in axes), ys, strict=True):
+        for n, (key, rs) in enumerate(groups.items()):
+            pts = sorted(
+                ((r[x] if numeric else categories.index(r[x]), r[y]) for r in rs
+                 if isinstance(r.get(y), int | float)),
+                key=lambda p: p[0],
+            )  # fmt: skip
             if not pts:
                 continue
-            label = y if not label_g else (f"{y} ({label_g})" if len(ys) > 1 else label_g)
-            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label,
-                    color=palette[n % len(palette)])  # fmt: skip
-            n += 1
-    from matplotlib.ticker import FuncFormatter
-
-    thousands = FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}")
-    ax.xaxis.set_major_formatter(thousands)
-    ax.yaxis.set_major_formatter(thousands)
-    ax.set_xlabel(x)
-    ax.set_ylabel(ys[0] if len(ys) == 1 else "value")
-    ax.grid(True, alpha=0.3)
-    if n:
-        ax.legend(fontsize="small")
-    ax.set_title(title or f"{', '.join(ys)} against {x}")
+            label = ", ".join(f"{g}={v}" for g, v in zip(group_by or [], key, strict=True))
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label or None,
+                    color=CURVE_COLOURS[n % len(CURVE_COLOURS)])  # fmt: skip
+        if numeric:
+            ax.xaxis.set_major_formatter(thousands)
+        else:
+            ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+        ax.yaxis.set_major_formatter(thousands)
+        ax.set_ylabel(y)
+        ax.grid(True, alpha=0.3)
+        if group_by and len(groups) > 1:
+            ax.legend(fontsize="small", loc="best")
+    axes[-1][0].set_xlabel(x)
+    axes[0][0].set_title(title or f"{', '.join(ys)} against {x}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -65,8 +65,8 @@ class Result:
         for d in self.devices.values():
             lines.append(f"{d.name:<12}{d.events:>10}{d.delivered:>11}{d.dropped:>9}")
         for d in self.devices.values():
-            if len(d.drops) > 1:
-                where = ", ".join(f"{n} at the {w}" for w, n in d.drops.items())
+            if sum(1 for n in d.drops.values() if n) > 1:
+                where = ", ".join(f"{n} at the {w}" for w, n in d.drops.items() if n)
                 lines.append(f"{d.name} dropped {where}")
         lines += ["", "CPU time", proc.mpstat(snap).rstrip("\n")]
         if any(snap.ksoftirqd_wakeups):
@@ -175,6 +175,9 @@ class _Build:
         self.disks: dict[str, Any] = {}
         #: threaded line name -> its thread function
         self.thread_fns: dict[str, Any] = {}
+        #: irq -> the pending-event queues of the line devices on it (level lines stay
+        #: asserted while any of them has an event)
+        self.lines: dict[int, list[deque[int]]] = {}
 
     def on_softirq(self, vec: int, fn: Any) -> None:
         self.actions.setdefault(vec, []).append(fn)
@@ -202,6 +205,9 @@ def _nic(b: _Build, dev: dict[str, Any], st: DeviceStats) -> Any:
     irq = dev["irq"]
     ring: deque[int] = deque()
     backlog = [0]
+    st.drops["ring"] = 0
+    if dev["socket_queue"]:
+        st.drops["socket"] = 0
     sock: deque[int] | None = None
     if dev["socket_queue"]:
         sock = deque()
@@ -295,18 +301,28 @@ def _nic(b: _Build, dev: dict[str, Any], st: DeviceStats) -> Any:
 
 
 def _line(b: _Build, dev: dict[str, Any], st: DeviceStats) -> Any:
+    """A generic device: each event waits in the device (its status register) until the
+    driver services it.  The handler services every pending event of *this* device
+    (``hardirq_us`` each) and says IRQ_NONE when it has none: on a shared line the other
+    devices' handlers run too.  Bottom halves get the events the handler serviced."""
     k = b.k
     irq, level = dev["irq"], dev["trigger"] == "level"
+    #: arrival times of the events the driver has not serviced yet
+    pending: deque[int] = deque()
+    b.lines.setdefault(irq, []).append(pending)
+    serviced = k.lat.hist("event->serviced", dev["name"])
+    backlog = [0]  # serviced by the top half, for the tasklet
+    work = dev["work_cpu_us"] or dev["work_sleep_ms"]
     tasklet = None
     if dev["tasklet_us"]:
 
         def bottom_half(data: object) -> None:
+            n, backlog[0] = backlog[0], 0
             k.udelay(dev["tasklet_us"])
             if not work:
-                st.delivered += 1
+                st.delivered += n
 
         tasklet = Tasklet(bottom_half, name=f"{dev['name']}_tasklet")
-    work = dev["work_cpu_us"] or dev["work_sleep_ms"]
 
     async def work_fn(w: Work) -> None:
         if dev["work_sleep_ms"]:
@@ -316,26 +332,40 @@ def _line(b: _Build, dev: dict[str, Any], st: DeviceStats) -> Any:
 
     def top(i: int, d: object) -> int:
         if dev["threaded"]:
-            k.udelay(0.2)  # the primary handler: ack the device, wake the thread
-            return int(IRQ_WAKE_THREAD) if dev["handled"] else int(IRQ_NONE)
+            k.udelay(0.2)  # the primary handler: check the device, wake the thread
+            mine = dev["handled"] and pending
+            return int(IRQ_WAKE_THREAD) if mine else int(IRQ_NONE)
         return handle(i, d)
 
     def handle(i: int, d: object) -> int:
-        k.udelay(dev["hardirq_us"])
         if not dev["handled"]:
-            return int(IRQ_NONE)  # not my device: it stays asserted if level
-        if level:
-            k.set_irq_level(irq, False)  # quiet the device
+            k.udelay(dev["hardirq_us"])
+            return int(IRQ_NONE)  # a device its driver does not recognise: it stays asserted
+        n = len(pending)
+        if not n:
+            k.udelay(0.2)  # read the status register: not this device (a shared line)
+            return int(IRQ_NONE)
+        k.udelay(dev["hardirq_us"] * n)
+        now = k.now()
+        for t in pending:
+            serviced.add(now - t)
+        pending.clear()
+        if level and not any(b.lines[irq]):
+            k.set_irq_level(irq, False)  # every device on the line is quiet now
         if tasklet is not None:
+            backlog[0] += n
             k.tasklet_schedule(tasklet)
         if work:
-            k.schedule_work(Work(work_fn, name=f"{dev['name']}_work"))
+            for _ in range(n):
+                k.schedule_work(Work(work_fn, name=f"{dev['name']}_work"))
         elif tasklet is None:
-            st.delivered += 1
+            st.delivered += n
         return int(IRQ_HANDLED)
 
     def arrive() -> None:
         st.events += 1
+        if dev["handled"]:
+            pending.append(k.now())
         k.raise_irq(irq)
 
     if dev["threaded"]:
@@ -349,6 +379,7 @@ def _serial(b: _Build, dev: dict[str, Any], st: DeviceStats) -> Any:
     k = b.k
     fifo = [0]
     flip = [0]
+    st.drops["overrun"] = 0
 
     def push(data: object) -> None:
         n, flip[0] = flip[0], 0

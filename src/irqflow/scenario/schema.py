@@ -9,6 +9,8 @@ says it, the line.  ``reference()`` renders this schema as the format reference 
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -82,7 +84,12 @@ DEVICE: dict[str, Key] = {
     ),
     "affinity": Key(list, [], "CPUs allowed to take the line (empty: all)"),
     "shared": Key(bool, False, "request with IRQF_SHARED"),
-    "hardirq_us": Key(_NUM, 1.0, "top-half CPU time per interrupt, us", minimum=0),
+    "hardirq_us": Key(
+        _NUM,
+        1.0,
+        "top-half CPU time per interrupt, us (line: per event the handler services)",
+        minimum=0,
+    ),
     "handled": Key(bool, True, "line: the handler recognises its device (False: IRQ_NONE)"),
     "threaded": Key(
         bool,
@@ -227,6 +234,8 @@ def _table(src: str, text: str, path: str, raw: Any, spec: dict[str, Key]) -> di
                 f"{path}.{key}",
                 f"expected one of {list(k.choices)}, found {value!r}{hint}",
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _err(src, text, f"{path}.{key}", f"expected a finite number, found {value!r}")
         if k.minimum is not None and value < k.minimum:
             raise _err(src, text, f"{path}.{key}", f"expected >= {k.minimum}, found {value!r}")
         out[key] = value
@@ -269,8 +278,7 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
         config = KernelConfig(**machine["config"])
     except (IrqflowError, TypeError) as exc:
         raise _err(source, text, "machine.config", str(exc)) from None
-    devices = []
-    irqs: dict[int, str] = {}
+    devices: list[dict[str, Any]] = []
     for i, d in enumerate(_array(source, text, raw, "device")):
         dev = _table(source, text, f"device[{i}]", d, DEVICE)
         dev["arrivals"] = _table(source, text, f"device[{i}].arrivals", dev["arrivals"], ARRIVALS)
@@ -289,12 +297,17 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
                 f"device[{i}].affinity",
                 f"expected CPU numbers 0..{machine['cpus'] - 1}, found {bad}",
             )
-        if dev["irq"] in irqs and not dev["shared"]:
+        if any(d["name"] == dev["name"] for d in devices):
+            raise _err(
+                source, text, f"device[{i}].name", f"a device is already named {dev['name']!r}"
+            )
+        first = next((d for d in devices if d["irq"] == dev["irq"]), None)
+        if first is not None and not (dev["shared"] and first["shared"]):
             raise _err(
                 source,
                 text,
                 f"device[{i}].irq",
-                f"line {dev['irq']} is already used by {irqs[dev['irq']]!r}; "
+                f"line {dev['irq']} is already used by {first['name']!r}; "
                 "set shared = true on both to share it",
             )
         if dev["kind"] in ("nic", "serial", "disk", "timer") and dev["trigger"] != "edge":
@@ -317,11 +330,23 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
             )
         if proc_ == "csv":
             dev["arrivals"]["times_us"] = _csv_times(source, text, i, dev["arrivals"]["file"])
-        irqs[dev["irq"]] = dev["name"]
         devices.append(dev)
-    threads = []
+    threads: list[dict[str, Any]] = []
     for i, t in enumerate(_array(source, text, raw, "thread")):
         th = _table(source, text, f"thread[{i}]", t, THREAD)
+        if any(o["name"] == th["name"] for o in threads):
+            raise _err(
+                source, text, f"thread[{i}].name", f"a thread is already named {th['name']!r}"
+            )
+        if th["policy"] in ("fifo", "rr") and not 1 <= th["prio"] <= 99:
+            raise _err(
+                source,
+                text,
+                f"thread[{i}].prio",
+                f"a {th['policy']} thread needs prio 1..99, found {th['prio']}",
+            )
+        if not -20 <= th["nice"] <= 19:
+            raise _err(source, text, f"thread[{i}].nice", f"expected -20..19, found {th['nice']}")
         if th["cpu"] >= machine["cpus"]:
             raise _err(
                 source,
@@ -351,15 +376,30 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
                 )
         threads.append(th)
     record = _table(source, text, "record", raw.get("record", {}), RECORD)
-    bad_patterns = [t for t in record["trace"] if not isinstance(t, str)]
-    if bad_patterns:
-        raise _err(
-            source,
-            text,
-            "record.trace",
-            f"expected tracepoint patterns (strings), found {bad_patterns}",
-        )
+    for pat in record["trace"]:
+        _check_pattern(source, text, pat)
     return Scenario(machine, config, tuple(devices), tuple(threads), source, record)
+
+
+def _check_pattern(src: str, text: str, pat: Any) -> None:
+    from irqflow.trace.tracer import TRACE_SYSTEMS
+
+    if not isinstance(pat, str):
+        raise _err(
+            src, text, "record.trace", f"expected tracepoint patterns (strings), found {pat!r}"
+        )
+    system = pat.split(":", 1)[0]
+    if pat == "*" or (":" in pat and any(fnmatch.fnmatchcase(s, system) for s in TRACE_SYSTEMS)):
+        return
+    close = difflib.get_close_matches(system, TRACE_SYSTEMS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise _err(
+        src,
+        text,
+        "record.trace",
+        f"{pat!r} matches no tracepoint: patterns are 'system:event' with a system of "
+        f"{', '.join(TRACE_SYSTEMS)}{hint}",
+    )
 
 
 def _csv_times(src: str, text: str, i: int, name: str) -> tuple[float, ...]:
@@ -373,6 +413,8 @@ def _csv_times(src: str, text: str, i: int, name: str) -> tuple[float, ...]:
         lines = p.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise _err(src, text, path, f"cannot read {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise _err(src, text, path, f"{p} is not UTF-8 text ({exc.reason})") from None
     times: list[float] = []
     for n, line in enumerate(lines, 1):
         cell = line.split(",")[0].strip()
@@ -380,6 +422,8 @@ def _csv_times(src: str, text: str, i: int, name: str) -> tuple[float, ...]:
             continue
         try:
             t = float(cell)
+            if not math.isfinite(t):
+                raise ValueError(cell)
         except ValueError:
             if n == 1:
                 continue  # a header
@@ -404,6 +448,8 @@ def load(path: str | Path) -> Scenario:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{p}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return loads(text, str(p))
 
 

@@ -37,6 +37,8 @@ from irqflow.scenario.schema import Scenario, ScenarioError, from_dict, parse
 
 #: short forms accepted in sweep keys
 ALIASES = {"rate": ("arrivals", "rate_hz")}
+#: the largest grid a sweep runs
+MAX_POINTS = 100_000
 #: how long to wait for a Dask scheduler to answer
 DASK_CONNECT_TIMEOUT = "10s"
 
@@ -131,6 +133,15 @@ def points(
     raw: dict[str, Any], axes: Sequence[Axis], source: str, text: str = ""
 ) -> list[tuple[dict[str, Any], Scenario]]:
     """Every grid point as (its settings, the validated scenario)."""
+    keys = [a.key for a in axes]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ScenarioError(f"--set {dup[0]} is given twice; give one axis per key (A,B,C)")
+    size = math.prod(len(a.values) for a in axes)
+    if size > MAX_POINTS:
+        raise ScenarioError(
+            f"the grid has {size:,} points; a sweep runs at most {MAX_POINTS:,} (use coarser steps)"
+        )
     out = []
     for combo in itertools.product(*(a.values for a in axes)):
         settings = {a.key: v for a, v in zip(axes, combo, strict=True)}
@@ -142,8 +153,24 @@ def points(
             sc = from_dict(r, source, text)
         except ScenarioError as exc:
             raise ScenarioError(f"sweep point {where}: {exc}") from None
+        for key in settings:
+            _check_rate_key(key, sc, where)
         out.append((settings, sc))
     return out
+
+
+def _check_rate_key(key: str, sc: Scenario, where: str) -> None:
+    """A swept arrival rate must be one the device's arrival process uses."""
+    parts = key.split(".")
+    if parts[0] != "device" or parts[-1] not in ("rate", "rate_hz"):
+        return
+    dev = next(d for d in sc.devices if d["name"] == parts[1])
+    process = dev["arrivals"]["process"]
+    if process not in ("poisson", "onoff"):
+        raise ScenarioError(
+            f"sweep point {where}: {key}: {dev['name']}'s arrivals are {process}, which do not "
+            "use rate_hz; sweep what they use (period_us, count, spacing_us) instead"
+        )
 
 
 def metrics(res: Result) -> dict[str, Any]:

@@ -22,8 +22,10 @@ KINDS = (
     "tasklet schedule->run",
     "work queue->start",
     "work",
-    # scenario workloads: an io thread's request, from submit until the thread runs again
+    # scenario workloads: an io thread's request, from submit until the thread runs again;
+    # a line device's event, from its arrival until its driver services it
     "io submit->wake",
+    "event->serviced",
 )
 
 

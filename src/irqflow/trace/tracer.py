@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 DEFAULT_BUFFER_EVENTS = 1 << 18
 
 
+#: the tracepoint systems irqflow emits (``system:event``)
+TRACE_SYSTEMS = ("irq", "irq_vectors", "irqflow", "napi", "sched", "timer", "workqueue")
+
+
 class Tracer:
     """``k.trace``: enable tracepoints by pattern, read them back, write them out.
 
