@@ -250,3 +250,18 @@ def test_drop_places_are_always_reported_in_sweep_rows() -> None:
     keys = list(row)
     assert row["e.dropped_at_ring"] == 0 and row["e.dropped_at_socket"] == 0
     assert keys.index("e.dropped_at_ring") == keys.index("e.dropped") + 1
+
+
+def test_errors_point_at_the_line_of_the_right_table() -> None:
+    text = (
+        "[machine]\ncpus = 1\n\n"
+        '[[device]]\nname = "a"\nirq = 5\n\n'
+        '[[device]]\nname = "b"\nirq = 5\n'
+    )
+    with pytest.raises(ScenarioError, match=r"<string>:10: device\[1\]\.irq"):
+        loads(text)  # the second device's irq, not the first's (line 6)
+    inline = text.replace("irq = 5\n", "irq = 6\narrivals = { perod_us = 5 }\n", 2)
+    with pytest.raises(ScenarioError, match=r"<string>:7: device\[0\]\.arrivals\.perod_us"):
+        loads(inline)
+    with pytest.raises(ScenarioError, match=r"<string>:4: device\[0\]: missing required key"):
+        loads("[machine]\ncpus = 1\n\n[[device]]\nirq = 5\n")

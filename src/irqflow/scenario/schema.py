@@ -195,13 +195,35 @@ def _defaults(spec: dict[str, Key]) -> dict[str, Any]:
     return {k: v.default for k, v in spec.items()}
 
 
-def _line(text: str, key: str) -> int | None:
-    m = re.search(rf"(?m)^\s*{re.escape(key)}\s*=", text)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+_HEADER = re.compile(r"(?m)^[ \t]*\[")
+
+
+def _line(text: str, path: str) -> int | None:
+    """The line of ``path`` (``device[1].arrivals.rate_hz``) in the TOML ``text``: the key
+    inside its own table (the n-th ``[[device]]``), else that table's header."""
+    head = path.split(".", 1)[0]
+    m = re.fullmatch(r"(\w+)\[(\d+)\]", head)
+    if m:
+        headers = list(re.finditer(rf"(?m)^[ \t]*\[\[[ \t]*{m.group(1)}[ \t]*\]\]", text))
+        found = headers[int(m.group(2))] if int(m.group(2)) < len(headers) else None
+    else:
+        found = re.search(rf"(?m)^[ \t]*\[[ \t]*{re.escape(head)}[ \t]*\]", text)
+    start, end = 0, len(text)
+    if found is not None:
+        start = found.start()
+        nxt = _HEADER.search(text, found.end())
+        end = nxt.start() if nxt else len(text)
+    key = path.rsplit(".", 1)[-1].split("[")[0]
+    km = re.compile(rf"(?<![\w-]){re.escape(key)}[ \t]*=").search(text, start, end)
+    pos = km.start() if km else (start if found is not None else None)
+    if pos is None:
+        km = re.compile(rf"(?m)^[ \t]*{re.escape(key)}[ \t]*=").search(text)
+        pos = km.start() if km else None
+    return None if pos is None else text.count("\n", 0, pos) + 1
 
 
 def _err(src: str, text: str, path: str, msg: str) -> ScenarioError:
-    line = _line(text, path.rsplit(".", 1)[-1].split("[")[0])
+    line = _line(text, path)
     where = f"{src}:{line}" if line else src
     return ScenarioError(f"{where}: {path}: {msg}")
 
