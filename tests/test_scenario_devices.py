@@ -265,3 +265,19 @@ def test_errors_point_at_the_line_of_the_right_table() -> None:
         loads(inline)
     with pytest.raises(ScenarioError, match=r"<string>:4: device\[0\]: missing required key"):
         loads("[machine]\ncpus = 1\n\n[[device]]\nirq = 5\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "msg"),
+    [
+        (_one('name = "d"\nirq = 5\nnapi = true'), r"a line does not use napi \(it is for: nic\)"),
+        (_one('name = "s"\nkind = "serial"\nirq = 4\nring = 8'), "a serial does not use ring"),
+        (_one('name = "d"\nirq = 5', extra='[[thread]]\nname = "t"\ndevice = "d"\n'),
+         "a cpu-bound does not use device"),
+        (_one('name = "d"\nirq = 5', extra='[[thread]]\nname = "t"\nprio = 10\n'),
+         "a normal thread takes nice"),
+    ],
+)  # fmt: skip
+def test_keys_a_kind_does_not_read_are_errors(text: str, msg: str) -> None:
+    with pytest.raises(ScenarioError, match=msg):
+        loads(text)

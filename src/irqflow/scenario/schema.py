@@ -170,6 +170,44 @@ RECORD: dict[str, Key] = {
         "directory; the command's options override them; sweeps record nothing)",
     ),
 }
+#: the keys each kind of device or thread reads, beyond the common ones
+_COMMON_DEVICE = ("name", "kind", "irq", "trigger", "affinity", "shared", "hardirq_us", "arrivals")
+_LINE_KEYS = ("handled", "tasklet_us", "threaded", "work_cpu_us", "work_sleep_ms")
+DEVICE_KEYS = {
+    "nic": ("ring", "rx_us", "deliver_us", "napi", "napi_weight", "coalesce_us", "socket_queue"),
+    "line": _LINE_KEYS,
+    "timer": _LINE_KEYS,
+    "serial": ("fifo", "char_us", "tasklet_us"),
+    "disk": ("service_us", "softirq_us"),
+}
+_COMMON_THREAD = ("name", "kind", "cpu", "policy", "prio", "nice")
+THREAD_KEYS = {
+    "cpu-bound": ("chunk_us",),
+    "packet-reader": ("device", "per_packet_us"),
+    "io": ("device", "think_us"),
+}
+
+
+def _applies(
+    src: str,
+    text: str,
+    path: str,
+    raw: dict[str, Any],
+    kind: str,
+    common: tuple[str, ...],
+    per_kind: dict[str, tuple[str, ...]],
+) -> None:
+    """A key given for a kind that does not read it is an error, not silently ignored."""
+    for key in raw:
+        if key in common or key in per_kind[kind]:
+            continue
+        users = [k for k, keys in per_kind.items() if key in keys]
+        raise _err(
+            src, text, f"{path}.{key}",
+            f"a {kind} does not use {key} (it is for: {', '.join(users)}); remove it",
+        )  # fmt: skip
+
+
 TOP = {
     "machine": "table",
     "device": "array of tables",
@@ -303,6 +341,7 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
     devices: list[dict[str, Any]] = []
     for i, d in enumerate(_array(source, text, raw, "device")):
         dev = _table(source, text, f"device[{i}]", d, DEVICE)
+        _applies(source, text, f"device[{i}]", d, dev["kind"], _COMMON_DEVICE, DEVICE_KEYS)
         dev["arrivals"] = _table(source, text, f"device[{i}].arrivals", dev["arrivals"], ARRIVALS)
         if dev["irq"] >= config.nr_irqs:
             raise _err(
@@ -356,6 +395,14 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
     threads: list[dict[str, Any]] = []
     for i, t in enumerate(_array(source, text, raw, "thread")):
         th = _table(source, text, f"thread[{i}]", t, THREAD)
+        _applies(source, text, f"thread[{i}]", t, th["kind"], _COMMON_THREAD, THREAD_KEYS)
+        if th["policy"] == "normal" and "prio" in t:
+            raise _err(
+                source,
+                text,
+                f"thread[{i}].prio",
+                "prio is a real-time priority (policy fifo or rr); a normal thread takes nice",
+            )
         if any(o["name"] == th["name"] for o in threads):
             raise _err(
                 source, text, f"thread[{i}].name", f"a thread is already named {th['name']!r}"
