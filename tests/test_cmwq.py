@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -231,3 +232,22 @@ def test_random_interleavings_never_run_an_item_twice_at_once_or_lose_it(ops: li
     for n, queued_at in owed:
         assert any(s >= queued_at for s in starts[n]), (n, queued_at, starts[n])
     assert all(not w.pending and not w.running for w in items)
+
+
+@pytest.mark.parametrize(("thresh", "waits_for_hog"), [(0, True), (10_000_000, False)])
+def test_a_cpu_hogging_item_is_marked_intensive_and_stops_holding_the_pool(
+    thresh: int, waits_for_hog: bool
+) -> None:
+    """Linux 6.5+: an item that has used wq_cpu_intensive_thresh_ns of CPU is marked
+    CPU_INTENSIVE at a tick, so the next item gets a worker; 0 is the old behaviour."""
+    k = make_kernel(1, workqueue_model="cmwq", wq_cpu_intensive_thresh_ns=thresh)
+    started: list[int] = []
+    k.schedule_work(Work(lambda w: k.udelay(30_000)))  # 30 ms of CPU
+    k.schedule_work(Work(lambda w: started.append(k.now())))
+    k.run()
+    assert len(started) == 1
+    if waits_for_hog:
+        assert started[0] >= 30 * MS
+    else:
+        assert 10 * MS <= started[0] < 20 * MS  # the first tick past 10 ms of CPU
+    assert all(p.nr_running == 0 for p in k._cmwq.pools)

@@ -799,3 +799,15 @@ def test_cli_runs_a_scenario_on_the_real_engine(tmp_path: Any, capsys: Any) -> N
     assert "ms of wall-clock time, real engine" in out
     first = out.splitlines()[3].split()
     assert first[0] == "d" and 15 <= int(first[1]) <= 35 and first[1] == first[2]
+
+
+def test_a_work_item_blocked_in_plain_io_stops_holding_its_cmwq_pool() -> None:
+    """time.sleep in a plain work function is invisible to concurrency management; past
+    wq_cpu_intensive_thresh_ns the item is marked CPU_INTENSIVE and the next item runs."""
+    k = Kernel(cpus=1, engine="real", config=KernelConfig(workqueue_model="cmwq"))
+    order: list[str] = []
+    with k:
+        k.schedule_work(Work(lambda w: (time.sleep(0.4), order.append("blocking"))))
+        k.schedule_work(Work(lambda w: order.append("next")))
+    assert order == ["next", "blocking"]
+    assert all(p.nr_running == 0 for p in k._cmwq.pools)

@@ -43,7 +43,8 @@ WORK_STRUCT_PENDING = 1 << 0
 
 
 class Worker:
-    __slots__ = ("current", "die", "id", "idle_since", "pool", "scheduled", "task")
+    __slots__ = ("auto_intensive", "current", "die", "exec_start", "id", "idle_since", "pool",
+                 "scheduled", "task")  # fmt: skip
 
     def __init__(self, pool: WorkerPool, wid: int) -> None:
         self.pool = pool
@@ -53,6 +54,10 @@ class Worker:
         self.scheduled: deque[tuple[Work, Pwq]] = deque()
         self.idle_since = 0
         self.die = False
+        #: the current item was found hogging the CPU and marked CPU_INTENSIVE (6.5+)
+        self.auto_intensive = False
+        #: the worker task's sum_exec when the current item started
+        self.exec_start = 0
 
 
 class WorkerPool:
@@ -201,6 +206,21 @@ class Cmwq:
         if w.pool.cpu is not None and w.current is not None and not _intensive(w):
             w.pool.nr_running += 1
 
+    def mark_intensive(self, w: Worker) -> None:
+        """``wq_worker_tick``: the current item has run past the threshold: it no longer
+        counts as running for concurrency management (6.5+, automatic CPU_INTENSIVE)."""
+        pool = w.pool
+        if pool.cpu is None or w.current is None or _intensive(w) or w.task.state != "R":
+            return  # unbound, idle, already intensive, or asleep (then it is not counted)
+        w.auto_intensive = True
+        pool.nr_running -= 1
+        self.kick(pool)
+
+    def hogging(self, w: Worker) -> bool:
+        """Has the current item used more CPU than the threshold (sim: task CPU time)?"""
+        thresh = self.k.config.wq_cpu_intensive_thresh_ns
+        return bool(thresh) and w.current is not None and (w.task.sum_exec - w.exec_start >= thresh)
+
     def too_many_workers(self, pool: WorkerPool) -> bool:
         nr_idle = len(pool.idle)
         nr_busy = len(pool.workers) - nr_idle
@@ -232,8 +252,8 @@ class Cmwq:
 
 
 def _intensive(w: Worker) -> bool:
-    return w.current is not None and w.current.pwq is not None and bool(
-        w.current.pwq.wq.flags & WQ_CPU_INTENSIVE)  # fmt: skip
+    return w.auto_intensive or (w.current is not None and w.current.pwq is not None and bool(
+        w.current.pwq.wq.flags & WQ_CPU_INTENSIVE))  # fmt: skip
 
 
 def _worker_body(cm: Cmwq, w: Worker) -> Callable[[], Flow]:
@@ -286,10 +306,14 @@ def process_one_work(cm: Cmwq, w: Worker, item: Work, pwq: Pwq) -> Flow:
         cm.kick(pool)
     item.state &= ~WORK_STRUCT_PENDING  # invariant 47
     item.running += 1
+    w.exec_start = w.task.sum_exec
     k._wq_trace_exec(item, "start")
     yield from run_in_task(k, item.func, (item,), f"work {item.name}")
     k._wq_trace_exec(item, "end")
     if intensive:
+        pool.nr_running += 1
+    if w.auto_intensive:
+        w.auto_intensive = False
         pool.nr_running += 1
     item.running -= 1
     item.runs += 1

@@ -83,6 +83,10 @@ class KernelConfig:
     panic_on_oops: bool = False
     #: the ``noirqdebug`` boot option: no spurious-interrupt detection
     noirqdebug: bool = False
+    #: cmwq (Linux 6.5+): a work item that has used this much CPU time (on the real
+    #: engine: wall time, blocking included) is marked CPU_INTENSIVE and stops holding its
+    #: pool back, so other items get a worker.  0: never (the kernel before 6.5)
+    wq_cpu_intensive_thresh_ns: int = 10_000_000
     #: *real* engine: report driver code that has run this long in atomic context
     #: (hardirq, softirq, tasklet, or a task with IRQs or BH off) as a soft lockup.  The
     #: kernel's default is 2 x watchdog_thresh = 20 s.

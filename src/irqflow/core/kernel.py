@@ -492,6 +492,9 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
             return
         if c.rq.tick_should_preempt(curr):
             c.need_resched = True
+        w = curr.wq_worker
+        if w is not None and self._cmwq is not None and self._cmwq.hogging(w):
+            self._cmwq.mark_intensive(w)
 
     # ------------------------------------------------------------------ observing
     def latency(self) -> LatencyReport:

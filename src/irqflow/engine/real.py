@@ -957,9 +957,18 @@ class RealEngine:
             self._relock(depth)
 
     def _watchdog(self) -> None:
-        """Report driver code that has run in atomic context for too long (once each)."""
+        """Report driver code that has run in atomic context for too long (once each), and
+        mark work items that hold a cmwq worker too long CPU_INTENSIVE (6.5+): here by wall
+        time, so that a work function blocked in plain I/O stops holding its pool back."""
         limit = self.k.config.softlockup_thresh_ns
         now = perf_counter_ns()
+        cm = self.k._cmwq
+        thresh = self.k.config.wq_cpu_intensive_thresh_ns
+        if cm is not None and thresh:
+            for since, _, pc, ctx, _, _, _ in list(self._running.values()):
+                w = ctx.current.wq_worker
+                if w is not None and pc < 0 and now - since >= thresh:
+                    cm.mark_intensive(w)
         for since, cpu, pc, ctx, where, _, _ in list(self._running.values()):
             if pc < 0 and (ctx.preempt_count or not ctx.irqs_on):
                 pc = ctx.preempt_count  # a task's own code made itself atomic (BH or IRQs off)
