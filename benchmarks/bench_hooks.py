@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workload import NicWorkload
+from workload import NicWorkload, add_workload_args
 
 BENCH_DIR = Path(__file__).resolve().parent
 SRC_DIR = BENCH_DIR.parent / "src"
@@ -237,22 +237,9 @@ def run_worker(src: Path, w: NicWorkload) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    defaults = NicWorkload()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--duration-ms",
-        type=float,
-        default=defaults.duration_ns / 1e6,
-        help="virtual time the NIC sends packets for, ms (default %(default)g)",
-    )
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=defaults.rate_pps,
-        help="mean packet (interrupt) rate, packets/s (default %(default)g)",
-    )
+    add_workload_args(p)
     p.add_argument("--repeat", type=int, default=5, help="runs per build, best kept (default 5)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="arrival seed (default 1)")
     p.add_argument(
         "--target",
         type=float,

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from simpy_model import run_simpy
-from workload import NicWorkload, Result
+from workload import NicWorkload, Result, add_workload_args
 
 RunFn = Callable[[NicWorkload], Result]
 
@@ -52,22 +52,9 @@ def package_version(name: str) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    defaults = NicWorkload()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--duration-ms",
-        type=float,
-        default=defaults.duration_ns / 1e6,
-        help="virtual time the NIC sends packets for, ms (default %(default)g)",
-    )
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=defaults.rate_pps,
-        help="mean packet (interrupt) rate, packets/s (default %(default)g)",
-    )
+    add_workload_args(p)
     p.add_argument("--repeat", type=int, default=3, help="runs per model, best kept (default 3)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="arrival seed (default 1)")
     p.add_argument(
         "--target",
         type=float,

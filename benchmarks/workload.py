@@ -11,6 +11,7 @@ they see exactly the same packets.
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 from collections.abc import Iterator
@@ -104,3 +105,21 @@ class Result:
     def utilisation(self, cpus: int, span_ns: int) -> float:
         """Busy fraction of ``cpus`` CPUs over ``span_ns`` of virtual time."""
         return self.busy_ns / (cpus * span_ns)
+
+
+def add_workload_args(p: argparse.ArgumentParser) -> None:
+    """The NIC workload's command-line options, shared by the benchmarks that run it."""
+    defaults = NicWorkload()
+    p.add_argument(
+        "--duration-ms",
+        type=float,
+        default=defaults.duration_ns / 1e6,
+        help="virtual time the NIC sends packets for, ms (default %(default)g)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=defaults.rate_pps,
+        help="mean packet (interrupt) rate, packets/s (default %(default)g)",
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed, help="arrival seed (default 1)")
