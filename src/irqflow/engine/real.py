@@ -337,15 +337,25 @@ class StopReport:
         return "stopped: " + "; ".join(parts)
 
 
+@functools.cache
+def _libc() -> Any:
+    """The C library, found once (``find_library`` may run ``ldconfig``)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:  # pragma: no cover - best effort
+        return None
+
+
 def _set_os_thread_name(name: str) -> None:
     """Name the OS thread (``ps -T``, ``top -H``), as Python 3.14 does on its own."""
     if not sys.platform.startswith("linux"):
         return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):  # pragma: no cover - best effort
-        pass
+    libc = _libc()
+    if libc is not None:
+        try:
+            libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+        except AttributeError:  # pragma: no cover - best effort
+            pass
 
 
 class RealEngine:
