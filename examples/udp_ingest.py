@@ -122,7 +122,9 @@ def serve_irqflow(sock: socket.socket, flood_done: threading.Event) -> dict[str,
 
     worker = Work(process)
     wq = k.alloc_ordered_workqueue("ingest")  # one commit at a time, as in asyncio
-    nic = UdpNic(k, 24, sock, on_message, name="eth0", pause=lambda: len(backlog) >= BACKLOG_MAX)
+    nic = UdpNic(
+        k, 24, sock, on_message, name="eth0", pause=lambda: len(backlog) + len(rx) >= BACKLOG_MAX
+    )
     k.start()
     flood_done.wait()
     deadline = time.monotonic() + DRAIN_S
