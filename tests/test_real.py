@@ -811,3 +811,82 @@ def test_a_work_item_blocked_in_plain_io_stops_holding_its_cmwq_pool() -> None:
         k.schedule_work(Work(lambda w: order.append("next")))
     assert order == ["next", "blocking"]
     assert all(p.nr_running == 0 for p in k._cmwq.pools)
+
+
+def _machine_with_every_kind_of_thread(model: str, threadirqs: bool, bad: list[str]) -> None:
+    """Run softirqs overflowing to ksoftirqd, workers, IRQ threads and a BH-disabling
+    kthread, while recording any thread that changes a CPU's own context fields."""
+    from irqflow.core.cpu import Cpu
+    from irqflow.engine.real import RealCpu
+
+    pc_slot, on_slot = Cpu.__dict__["preempt_count"], Cpu.__dict__["irqs_on"]
+    k = Kernel(cpus=2, engine="real",
+               config=KernelConfig(workqueue_model=model, threadirqs=threadirqs))  # fmt: skip
+
+    class CheckedCpu(RealCpu):
+        __slots__ = ()
+
+        def _check(self, what: str) -> None:
+            cur = k.engine.current_cpu
+            if cur is not self and cur is not None:
+                bad.append(f"{threading.current_thread().name} changed CPU {self.nr} {what}")
+
+        @property  # type: ignore[override]
+        def preempt_count(self) -> int:
+            return pc_slot.__get__(self)  # type: ignore[no-any-return]
+
+        @preempt_count.setter
+        def preempt_count(self, v: int) -> None:
+            self._check("preempt_count")
+            pc_slot.__set__(self, v)
+
+        @property  # type: ignore[override]
+        def irqs_on(self) -> bool:
+            return on_slot.__get__(self)  # type: ignore[no-any-return]
+
+        @irqs_on.setter
+        def irqs_on(self, v: bool) -> None:
+            self._check("irqs_on")
+            on_slot.__set__(self, v)
+
+    for c in k.cpus:
+        c.__class__ = CheckedCpu
+    t = Tasklet(lambda d: time.sleep(0.001))
+
+    def action() -> None:
+        time.sleep(0.003)  # long passes: the time limit sends work to ksoftirqd
+        k.raise_softirq(BLOCK)
+
+    def top(irq: int, dev: Any) -> int:
+        k.raise_softirq(BLOCK)
+        k.tasklet_schedule(t)
+        return IRQ_HANDLED
+
+    def bh_user(k: Any) -> None:
+        for _ in range(5):
+            with k.bh_disabled():
+                k.raise_softirq(BLOCK)
+            time.sleep(0.002)
+
+    k.open_softirq(BLOCK, action)
+    k.request_irq(24, top, name="dev")
+    k.request_threaded_irq(30, lambda i, d: IRQ_WAKE_THREAD, lambda i, d: 1, IRQF_ONESHOT, "thr")
+    k.kthread_run(bh_user, "bh-user", cpu=1)
+    with k:
+        for _ in range(10):
+            k.raise_irq(24)
+            k.raise_irq(30)
+            k.schedule_work(Work(lambda w: time.sleep(0.001)))
+            time.sleep(0.005)
+        k.open_softirq(BLOCK, lambda: None)  # let the machine quiet down
+    assert sum(k.statistics().ksoftirqd_wakeups) >= 1
+
+
+@pytest.mark.parametrize(("model", "threadirqs"), [("per-cpu-threads", False), ("cmwq", True)])
+def test_no_thread_changes_another_contexts_cpu_state(model: str, threadirqs: bool) -> None:
+    """Each CPU's own preempt_count and IRQ flag may only be changed by that CPU's thread.
+    A kernel flow that captured the CPU object instead of its thread's context (ksoftirqd
+    once did) would change them from another thread."""
+    bad: list[str] = []
+    _machine_with_every_kind_of_thread(model, threadirqs, bad)
+    assert not bad, bad[:5]
