@@ -64,13 +64,10 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core import cpu as cpumod
-from irqflow.core.constants import HARDIRQ_MASK, SOFTIRQ_OFFSET
 from irqflow.core.cpu import (
     IDLE,
-    IRQ,
     LOCAL_TIMER_VECTOR,
     RESCHEDULE_VECTOR,
-    SOFTIRQ,
     Cpu,
 )
 from irqflow.core.effects import (
@@ -140,6 +137,20 @@ _ON = Cpu.__dict__["irqs_on"]
 _LOCAL = frozenset({"preempt_count", "irqs_on", "charges", "running", "current"})
 
 
+def _context_field(slot: Any) -> property:
+    """A context field of a task's view: its own slot, and each change may take or give
+    back the CPU's token (``TaskCpu._sync``)."""
+
+    def get(self: TaskCpu) -> Any:
+        return slot.__get__(self)
+
+    def set_(self: TaskCpu, value: Any) -> None:
+        slot.__set__(self, value)
+        self._sync()
+
+    return property(get, set_)
+
+
 class TaskCpu(Cpu):
     """A task thread's view of its CPU: its own context, the CPU's per-CPU data.
 
@@ -166,23 +177,8 @@ class TaskCpu(Cpu):
             else:
                 self.eng._give_token(self)
 
-    @property
-    def preempt_count(self) -> int:
-        return _PC.__get__(self)  # type: ignore[no-any-return]
-
-    @preempt_count.setter
-    def preempt_count(self, value: int) -> None:
-        _PC.__set__(self, value)
-        self._sync()
-
-    @property
-    def irqs_on(self) -> bool:
-        return _ON.__get__(self)  # type: ignore[no-any-return]
-
-    @irqs_on.setter
-    def irqs_on(self, value: bool) -> None:
-        _ON.__set__(self, value)
-        self._sync()
+    preempt_count = _context_field(_PC)
+    irqs_on = _context_field(_ON)
 
     def charge(self, ns: int) -> None:
         spin(ns)
@@ -234,12 +230,11 @@ class _CpuState:
 
 
 class _TaskState:
-    __slots__ = ("busy", "cv", "parked", "slept_ns", "thread", "view")
+    __slots__ = ("busy", "cv", "parked", "slept_ns", "view")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cv = threading.Condition(lock)
         self.parked = False
-        self.thread: threading.Thread | None = None
         self.view: TaskCpu | None = None
         #: the CPU whose busy_tasks counts this task's driver call in progress
         self.busy: _CpuState | None = None
@@ -665,10 +660,12 @@ class RealEngine:
             st.token_cv.notify()
 
     # ------------------------------------------------------------------ the interpreter
-    def _execute(self, ctx: Cpu, base: Cpu, stack: list[_Frame], task: Task | None) -> Any:
-        """Interpret frames on ``ctx`` until the stack is empty (a CPU thread) or the task's
-        body returns.  Called and returns with the kernel lock held."""
+    def _execute(self, ctx: Cpu, stack: list[_Frame], task: Task | None) -> Any:
+        """Interpret frames on ``ctx`` (a CPU, or a task's view of one) until the stack is
+        empty (a CPU thread) or the task's body returns.  Called and returns with the
+        kernel lock held."""
         is_cpu = task is None
+        base = ctx
         while True:
             if not is_cpu:
                 base = ctx.base  # type: ignore[attr-defined]  # an IRQ thread may move
@@ -750,12 +747,7 @@ class RealEngine:
         else:
             base = ctx
             atomic = True
-        if pc & HARDIRQ_MASK:
-            cat = IRQ
-        elif pc & SOFTIRQ_OFFSET:
-            cat = SOFTIRQ
-        else:
-            cat = ctx.current.acct
+        cat = ctx.category()
         busy: _CpuState | None = None
         if not atomic:
             busy = base.engine_state
@@ -883,8 +875,7 @@ class RealEngine:
         return th
 
     def _start_task_thread(self, t: Task) -> None:
-        ts: _TaskState = t.engine_state
-        ts.thread = self._spawn_thread(t.comm, lambda: self._task_main(t))
+        self._spawn_thread(t.comm, lambda: self._task_main(t))
 
     def _cpu_main(self, c: Cpu) -> None:
         tls = self._tls
@@ -910,7 +901,7 @@ class RealEngine:
                 c.preempt_count = 0
                 c.irqs_on = True
                 try:
-                    self._execute(c, c, [], None)
+                    self._execute(c, [], None)
                 finally:
                     self._release(c)
 
@@ -922,7 +913,7 @@ class RealEngine:
         with self.lock:
             try:
                 self._park(t, None)
-                value = self._execute(view, view.base, [_Frame(t.body(), TASK)], t)
+                value = self._execute(view, [_Frame(t.body(), TASK)], t)
                 t.result = value
                 t.state = "X"
                 view.base.rq.dequeue(t)

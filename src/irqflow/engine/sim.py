@@ -201,9 +201,7 @@ class SimEngine:
                     )
                 t, _, fn, a, b = heapq.heappop(heap)
                 self.now = t
-                fn(a, b)
-                if self._waiters:
-                    self._check_waiters()
+                fn(a, b)  # waiters are checked where code runs, as in run()
         finally:
             self._running = False
 
