@@ -5,6 +5,8 @@ the driver code (top half, NAPI poll, tasklet, work) is ordinary irqflow driver 
 runs unchanged on the sim engine, where the sources of :mod:`irqflow.devices.sim` raise
 the lines instead.
 
+Each source is a :class:`irqflow.devices.sim.Source` (``events`` counts its raises).
+
 * :class:`FdSource` -- a file descriptor (socket, pipe) that becomes readable raises its
   line once and is then *masked* until the driver calls :meth:`FdSource.rearm`, as a NIC
   masks its RX interrupt while NAPI polls.  One selector thread per machine
@@ -37,6 +39,7 @@ from irqflow.core.napi import Napi
 from irqflow.core.sync import Completion
 from irqflow.core.tasklet import TASKLET_STATE_RUN, TASKLET_STATE_SCHED, Tasklet
 from irqflow.core.workqueue import WORK_STRUCT_PENDING, Work, Workqueue
+from irqflow.devices.sim import Source
 from irqflow.engine.real import _resolve
 
 if TYPE_CHECKING:
@@ -179,24 +182,17 @@ def _selector(k: Kernel) -> _Selector:
     return sel
 
 
-class FdSource:
+class FdSource(Source):
     """A readable file descriptor raises line ``irq`` once, then stays masked until
     :meth:`rearm` -- the driver re-enables it when it has read everything (after
     ``napi_complete_done``).  Data that arrives while masked raises at the rearm."""
 
     def __init__(self, k: Kernel, irq: int, fileobj: Any, *, name: str = "fd") -> None:
-        self.k = k
-        self.irq = irq
-        self.name = name
+        super().__init__(k, irq, name=name)
         self.fileobj = fileobj
         self.fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        self.events = 0
         self._sel = _selector(k)
         self._sel.want(self, True)
-
-    def _fire(self) -> None:
-        self.events += 1
-        self.k.raise_irq(self.irq)
 
     def rearm(self) -> None:
         """Unmask: raise the line again as soon as the descriptor is readable."""
@@ -319,7 +315,7 @@ def udp_drops(sock: socket.socket) -> int | None:
     return None
 
 
-class PeriodicTimer:
+class PeriodicTimer(Source):
     """Raise ``irq`` every ``period_ns`` from now, on the machine's clock, without drift
     (the n-th raise is due at ``start + n * period_ns``), until :meth:`close`."""
 
@@ -327,11 +323,8 @@ class PeriodicTimer:
         if not isinstance(period_ns, int) or period_ns <= 0:
             raise IrqflowError(f"PeriodicTimer({name!r}): period_ns must be an int > 0")
         _engine(k, "PeriodicTimer").add_closer(self.close)
-        self.k = k
-        self.irq = irq
-        self.name = name
+        super().__init__(k, irq, name=name)
         self.period_ns = period_ns
-        self.events = 0
         self._n = 0
         self._start = k.now()
         self._closed = False
@@ -340,8 +333,7 @@ class PeriodicTimer:
     def _tick(self) -> None:
         if self._closed:
             return
-        self.events += 1
-        self.k.raise_irq(self.irq)
+        self._fire()
         self._n += 1
         nxt = self._start + (self._n + 1) * self.period_ns
         now = self.k.now()
@@ -355,7 +347,7 @@ class PeriodicTimer:
         self._closed = True
 
 
-class SignalSource:
+class SignalSource(Source):
     """Raise ``irq`` when the process receives ``signum`` (``signal.SIGUSR1`` ...).
 
     Python runs signal handlers in the main thread; the handler only writes the signal
@@ -371,11 +363,8 @@ class SignalSource:
             )
         if not 0 < signum < 256:
             raise IrqflowError(f"SignalSource: signal number {signum} is out of range")
-        self.k = k
-        self.irq = irq
+        super().__init__(k, irq, name=name)
         self.signum = signum
-        self.name = name
-        self.events = 0
         self._sel = _selector(k)
         self._sel._signals[signum] = self
         self._old = signal.signal(signum, self._handler)
@@ -389,10 +378,6 @@ class SignalSource:
             os.write(self._sel._wake_w, bytes([signum]))
         except OSError:
             pass  # the pipe is full (the line is being raised anyway) or just closed
-
-    def _fire(self) -> None:
-        self.events += 1
-        self.k.raise_irq(self.irq)
 
     def close(self) -> None:
         if self._closed:

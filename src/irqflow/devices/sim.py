@@ -1,4 +1,8 @@
-"""Interrupt sources for the sim engine: arrival processes that raise a line.
+"""Interrupt sources that raise a line from ``Kernel.call_at``: arrival processes.
+
+They work on both engines (on the real engine ``call_at`` runs on the clock thread); on
+the sim engine they are deterministic.  :class:`Source` is also the base of the real-world
+sources in :mod:`irqflow.devices.real`.
 
 Each source schedules its raises with ``Kernel.call_at`` (the outside world, on no CPU)
 and draws randomness from its own ``random.Random`` seeded from the kernel's seed and the
