@@ -890,3 +890,17 @@ def test_no_thread_changes_another_contexts_cpu_state(model: str, threadirqs: bo
     bad: list[str] = []
     _machine_with_every_kind_of_thread(model, threadirqs, bad)
     assert not bad, bad[:5]
+
+
+def test_call_at_a_moment_just_past_runs_at_once_on_the_wall_clock() -> None:
+    """Wall time moves while a caller computes a time: on the real engine a call_at for a
+    moment already past runs at once (on the sim it stays an error)."""
+    k = Kernel(cpus=1, engine="real")
+    ran: list[int] = []
+    with k:
+        k.call_at(k.now() - 1_000_000, lambda: ran.append(k.now()))
+        wait_for(lambda: bool(ran))
+    with pytest.raises(IrqflowError, match="in the past"):
+        sim = Kernel(cpus=1)
+        sim.run_for(1000)
+        sim.call_at(0, lambda: None)

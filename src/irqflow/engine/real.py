@@ -39,9 +39,10 @@ request register) and keeps its own ``preempt_count``, IRQ flag and ``current``.
 ``k.in_task()`` in a work function is true while the CPU thread is in a hard IRQ.
 
 **Time.**  ``now`` is ``time.monotonic_ns()`` since the machine was made.  ``udelay``
-spins.  The kernel's modeled path costs (``irq_entry_ns`` ...) are not spent: the real
-paths take what they take.  Per-CPU times are the measured run time of driver code, by
-context; idle is the rest.
+spins, giving the interpreter away at each turn.  The kernel's modeled path costs
+(``irq_entry_ns`` ...) are not spent: the real paths take what they take.  Per-CPU times
+are the measured run time of driver code, by context (calls under way included, their
+sleeps in irqflow waits left out); idle is the rest.
 
 **Scheduling** is the OS's: scheduling policies and priorities are recorded (and shown in
 traces) but CPython has no thread priorities.  ``need_resched`` is never set.
