@@ -1,6 +1,6 @@
-"""Blocking calls awaited from a kernel thread, refused in atomic context, and waited
-for from outside the machine (API.md: "From process context inside the machine they are
-awaited")."""
+"""Blocking calls: made from a kernel thread they block it (plain functions and async def
+bodies alike), in atomic context they are refused, and from outside the machine the sim
+runs virtual time until they are done."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 from irqflow import (
     IRQ_HANDLED,
     IRQ_WAKE_THREAD,
-    IrqflowError,
     Kernel,
     Tasklet,
     Timer,
@@ -84,9 +83,9 @@ def test_blocking_call_in_atomic_context_is_sleep_in_atomic() -> None:
     assert oops.exc_type == "SleepInAtomicContext" and "name: eth0" in oops.message
 
 
-def test_plain_kthread_cannot_wait_in_the_middle() -> None:
-    """A plain (not async) kernel thread cannot sleep mid-call: a clear error (an oops)
-    saying to make it async and await."""
+def test_plain_kthread_blocks_in_the_middle_of_a_call() -> None:
+    """A plain (not async) kernel thread sleeps in the middle of its function: here in
+    tasklet_disable, until the long tasklet run on the other CPU has finished."""
     k = Kernel(cpus=2)
     t = Tasklet(lambda d: k.udelay(5_000), name="long")
     k.request_irq(24, lambda i, d: (k.tasklet_schedule(t), IRQ_HANDLED)[1], name="eth0")
@@ -94,28 +93,50 @@ def test_plain_kthread_cannot_wait_in_the_middle() -> None:
     k.call_at(10 * US, k.raise_irq, 24)
     k.run(until=100 * US)
     assert t.running
-    k.kthread_run(lambda k: k.tasklet_disable(t), "plain", cpu=1)
+    seen: list[tuple[bool, int]] = []
+
+    def plain(k: Kernel) -> None:
+        k.tasklet_disable(t)
+        seen.append((t.running, k.now()))
+
+    k.kthread_run(plain, "plain", cpu=1)
     k.run(until=20 * MS)
-    (oops,) = k.statistics().oopses
-    assert "async def" in oops.message
+    assert k.statistics().oopses == ()
+    ((running, when),) = seen
+    assert not running and 5 * MS <= when < 6 * MS
 
 
-def test_multi_step_waits_are_outside_only() -> None:
-    """tasklet_kill and drain_workqueue wait in several steps: from inside the machine
-    they are refused with a clear error."""
+def test_multi_step_waits_work_inside_the_machine() -> None:
+    """tasklet_kill and drain_workqueue wait in several steps: a kernel thread may call
+    them (plain or async), and they return once their conditions hold."""
+    k = Kernel(cpus=2)
+    t = Tasklet(lambda d: k.udelay(300), name="t")
+    chained = Work(lambda w: k.udelay(200), name="second")
+    first = Work(lambda w: (k.udelay(100), k.schedule_work(chained)), name="first")
+    k.request_irq(24, lambda i, d: (k.tasklet_schedule(t), IRQ_HANDLED)[1], name="eth0")
+    k.irq_set_affinity(24, {0})
+    done: list[tuple[str, int]] = []
+
+    def body(k: Kernel) -> None:
+        k.raise_irq(24)
+        k.msleep(0.05)
+        k.tasklet_kill(t)
+        done.append(("tasklet_kill", k.now()))
+        k.schedule_work(first)
+        k.drain_workqueue(k.system_wq)
+        done.append(("drain_workqueue", k.now()))
+
+    k.kthread_run(body, "b", cpu=1)
+    k.run(until=5 * MS)
+    assert k.statistics().oopses == ()
+    assert [what for what, _ in done] == ["tasklet_kill", "drain_workqueue"]
+    assert not t.scheduled and not t.running and t.runs == 1
+    assert first.runs == chained.runs == 1  # drain waited for the item the first queued
+    assert done[0][1] >= 300 * US and done[1][1] >= done[0][1] + 300 * US
+
+
+def test_tasklet_kill_of_an_idle_tasklet_from_outside_returns_at_once() -> None:
     k = Kernel(cpus=1)
     t = Tasklet(lambda d: None)
-    errors: list[str] = []
-
-    async def body(k: Kernel) -> None:
-        for call in (lambda: k.tasklet_kill(t), lambda: k.drain_workqueue(k.system_wq)):
-            try:
-                call()
-            except IrqflowError as exc:
-                errors.append(str(exc))
-
-    k.kthread_run(body, "b", cpu=0)
-    k.run(until=MS)
-    assert len(errors) == 2 and all("outside the machine" in e for e in errors)
-    k.tasklet_kill(t)  # fine from outside
-    assert not t.scheduled and not t.running
+    k.tasklet_kill(t)
+    assert not t.scheduled and not t.running and k.now() == 0

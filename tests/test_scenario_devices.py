@@ -107,8 +107,9 @@ def test_packet_reader_consumes_from_the_socket_queue() -> None:
     )
     res = run(loads(text))
     st = res.devices["eth0"]
-    # the reader needs 50 us per packet, packets come every 20 us: about 2 of 5 are read
-    assert 150 <= st.delivered <= 210
+    # the reader needs 50 us per packet, packets come every 20 us: at most 10 ms / 50 us =
+    # 200 are read, fewer as the softirqs that deliver them take their share of the CPU
+    assert 120 <= st.delivered <= 200
     assert st.drops["socket"] > 250
     assert st.events == st.delivered + st.dropped + 8 or st.events >= st.delivered + st.dropped
 

@@ -393,9 +393,9 @@ def test_tasklet_kill_stops_a_self_rescheduling_tasklet() -> None:
 
     def func(data: Any) -> None:
         runs.append(k.now())
-        k.udelay(10)
         if len(runs) < 50:  # bounded, so that the buggy behaviour ends quickly
             k.tasklet_schedule(t)
+        k.udelay(10)
 
     t = Tasklet(func)
     irq_line(k, 10, lambda: k.tasklet_schedule(t), at=10 * US, cpus={0})

@@ -1,80 +1,30 @@
 """``KernelBase``: state every kernel subsystem shares, and the helpers they all use
-(the current CPU, the kernel log, oops records, waiting from outside the machine)."""
+(the current CPU, the kernel log, calling driver code, oops records, sleeping and
+waiting)."""
 
 from __future__ import annotations
 
+import inspect
 import traceback
-from collections.abc import Callable, Generator
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from irqflow.core import cpu as cpumod
 from irqflow.core.config import KernelConfig
 from irqflow.core.cpu import Cpu
-from irqflow.core.effects import FAILED, Run, WaitUntil
+from irqflow.core.engine import Engine
 from irqflow.core.errors import (
-    IrqflowError,
     NotOnCpuError,
     SleepInAtomicContext,
 )
-from irqflow.core.irq.desc import (
-    IrqDesc,
-)
-from irqflow.core.kthread import in_coroutine_step
-from irqflow.core.sched import Task
+from irqflow.core.irq.desc import IrqDesc
+from irqflow.core.kthread import FAILED, Ready, step_coroutine
+from irqflow.core.sched import RUNNING, SLEEPING
 from irqflow.stats.latency import LatencyRecorder
 from irqflow.stats.snapshot import LogRecord, Oops
 from irqflow.trace.tracer import Tracer
 
-Flow = Generator[Any, Any, None]
-
-
-class Engine(Protocol):
-    """What the core needs from an engine.  Only engines know time and threads."""
-
-    #: process-context driver code may block the calling OS thread for real (the real
-    #: engine); otherwise a wait in a plain function is an error naming ``async def``
-    blocking_tasks: bool
-    #: time is the wall clock: a callback asked for a moment that has just passed runs
-    #: at once instead of being an error
-    wall_clock: bool
-
-    @property
-    def lock(self) -> AbstractContextManager[Any]:
-        """Held while the core's state changes: a no-op in the single-threaded sim, the
-        kernel lock in the real engine."""
-        ...
-
-    @property
-    def now(self) -> int: ...
-    @property
-    def current_cpu(self) -> Cpu | None: ...
-
-    def boot(self) -> None: ...
-    def deliver(self, c: Cpu) -> None: ...
-    def kick(self, c: Cpu) -> None: ...
-    def add_task(self, t: Task) -> None: ...
-    def call_at(self, t_ns: int, fn: Callable[..., Any], *args: Any) -> None: ...
-    def wait_until(self, pred: Callable[[], bool], what: str) -> None: ...
-    def run_inline(self, c: Cpu, flow: Flow) -> None: ...
-    def ensure_tick(self, c: Cpu) -> None: ...
-    def cpu_times(self, c: Cpu) -> dict[str, int]: ...
-    def run(self, until: int | None = None) -> None: ...
-
-
-class _Wait:
-    """What a blocking call returns inside an ``async def`` kernel thread."""
-
-    __slots__ = ("_pred", "_result")
-
-    def __init__(self, pred: Callable[[], bool], result: Any) -> None:
-        self._pred = pred
-        self._result = result
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        while not self._pred():
-            yield WaitUntil(self._pred)
-        return self._result
+T = TypeVar("T")
 
 
 class KernelBase:
@@ -90,10 +40,12 @@ class KernelBase:
     _oopses: list[Oops]
     _bogus_reports: int
     lat: LatencyRecorder
+    #: driver code is called directly (sim); else through ``engine.call_driver``
+    _direct_calls: bool
 
     def _atomic_message(self, c: Cpu, what: str) -> str:
         pc = c.preempt_count
-        where = c.running.where if c.running is not None else c.current.comm
+        where = c.running if c.running is not None else c.current.comm
         return (
             f"BUG: sleeping function called from invalid context at {what} in "
             f"{cpumod.context_name(pc)} context: in_atomic(): {1 if pc else 0}, "
@@ -124,69 +76,130 @@ class KernelBase:
             for r in self._log
         ]
 
-    def _call_user(self, c: Cpu, run: Run) -> Any:
-        """Call driver code; a raised exception becomes an oops and :data:`FAILED`."""
+    # ------------------------------------------------------------------ driver code
+    def _call(
+        self,
+        c: Cpu,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        where: str,
+        irq: int | None = None,
+    ) -> Any:
+        """Call driver code in context ``c``; an exception it raises becomes an oops and
+        the result is :data:`FAILED` (the machine goes on, as the kernel does after an
+        oops in an interrupt handler)."""
         prev = c.running
-        c.running = run
+        c.running = where
         pc = c.preempt_count
         on = c.irqs_on
         try:
-            res = run.fn(*run.args)
+            res = fn(*args) if self._direct_calls else self.engine.call_driver(c, fn, args)
         except Exception as exc:
             c.preempt_count = pc
             c.irqs_on = on
             c.running = prev
-            self._oops(c, run, exc)
+            self._oops(c, where, irq, exc)
             return FAILED
         c.running = prev
         return res
 
-    def _oops(self, c: Cpu, run: Run, exc: Exception) -> None:
+    def _oops(self, c: Cpu, where: str, irq: int | None, exc: Exception) -> None:
         tb = "".join(traceback.format_exception(exc))
         context = cpumod.context_name(c.preempt_count)
         self._oopses.append(
-            Oops(
-                self.engine.now, c.nr, context, run.where, run.irq, type(exc).__name__, str(exc), tb
-            )
+            Oops(self.engine.now, c.nr, context, where, irq, type(exc).__name__, str(exc), tb)
         )
         self.log(
-            c, "emerg", f"Oops: {type(exc).__name__}: {exc} in {context} {run.where} on CPU {c.nr}"
+            c, "emerg", f"Oops: {type(exc).__name__}: {exc} in {context} {where} on CPU {c.nr}"
         )
         if self.config.panic_on_oops:
             raise exc
 
-    def _outside_only(self, what: str) -> None:
-        """For calls that wait in several steps: only from outside the machine for now."""
-        if self.engine.current_cpu is not None:
-            raise IrqflowError(
-                f"{what} waits in several steps and can only be called from outside the "
-                "machine (a script or test) in this version"
+    def _run_in_task(
+        self, c: Cpu, fn: Callable[..., Any], args: tuple[Any, ...], where: str
+    ) -> Any:
+        """Call process-context driver code (a work function, a thread function, a kernel
+        thread's body): a plain function, which may block, or an ``async def`` (or a
+        callable returning a coroutine), which is run to its end."""
+        res = self._call(c, fn, args, where)
+        if res is FAILED or not inspect.iscoroutine(res):
+            return res
+        return self._run_coroutine(c, res, where)
+
+    def _run_coroutine(self, c: Cpu, coro: Any, where: str) -> Any:
+        runner = getattr(self.engine, "run_coroutine", None)
+        task = c.current
+        task.in_coroutine += 1
+        try:
+            if runner is not None:
+                return self._call(c, runner, (c, coro, where), where)
+            res = self._call(c, step_coroutine, (coro,), where)
+            if res is FAILED:
+                return FAILED
+            done, value = res
+            if done:
+                return value
+            coro.close()
+            self.log(
+                c,
+                "err",
+                f"{where} awaited {value!r}, which irqflow cannot wait for: on the sim engine "
+                "an async def body may await irqflow's calls only (k.msleep, completions, "
+                "flush_work ...); plain calls block too",
             )
+            return FAILED
+        finally:
+            task.in_coroutine -= 1
+
+    # ------------------------------------------------------------------ sleeping
+    def _may_sleep(self, c: Cpu, what: str) -> None:
+        if c.preempt_count or not c.irqs_on:
+            raise SleepInAtomicContext(self._atomic_message(c, what))
+
+    def _block(self, c: Cpu) -> None:
+        """``set_current_state(TASK_(UN)INTERRUPTIBLE); schedule()``: the current task
+        sleeps until ``wake_up_process``."""
+        task = c.current
+        task.state = SLEEPING
+        c.rq.dequeue(task)
+        if task.wq_worker is not None:
+            self._wq_worker_sleeping(task)
+        self.engine.schedule(c)
+
+    def _wq_worker_sleeping(self, task: Any) -> None:  # overridden by the workqueue mixin
+        pass
+
+    def _ready(self, c: Cpu | None, value: T) -> T:
+        """What a blocking call gives back once it has waited: ``value``, or inside an
+        ``async def`` body an awaitable of it, so that ``await k.flush_work(w)`` works."""
+        if c is not None and c.current.in_coroutine:
+            return Ready(value)  # type: ignore[return-value]
+        return value
 
     def _wait(self, pred: Callable[[], bool], what: str, result: Any = None) -> Any:
         """Block until ``pred()`` holds, then give ``result``.
 
-        From outside the machine the engine runs until then (sim: virtual time).  From an
-        ``async def`` kernel thread this returns an awaitable: ``await k.flush_work(w)``.
-        From atomic context it is SleepInAtomicContext; from a plain (not async)
-        process-context function it is an error saying to make it ``async def``."""
+        From outside the machine the engine runs until then (sim: virtual time; real: the
+        caller blocks).  In process context the task sleeps (plain functions and ``async
+        def`` bodies alike); in atomic context it is SleepInAtomicContext."""
         c = self.engine.current_cpu
         if c is None:
             if not pred():
                 self.engine.wait_until(pred, what)
             return result
-        if cpumod.in_interrupt(c.preempt_count) or not c.irqs_on:
-            if pred():
-                return result
-            raise SleepInAtomicContext(self._atomic_message(c, what))
-        if in_coroutine_step(c.running):
-            return _Wait(pred, result)
         if pred():
-            return result
-        if self.engine.blocking_tasks:
-            self.engine.wait_until(pred, what)
-            return result
-        raise IrqflowError(
-            f"{what} has to wait, and {c.current.comm} runs a plain function, which cannot "
-            "sleep in the middle; make it `async def` and `await` the call"
-        )
+            return self._ready(c, result)
+        self._may_sleep(c, what)
+        task = c.current
+        while not pred():
+            self.engine.add_waiter(pred, lambda: self._wake_up_process(task))
+            self._block(c)
+            c = self._this_cpu(what)  # an IRQ thread may have moved
+        return self._ready(c, result)
+
+    def _wake_up_process(self, t: Any) -> bool:  # defined by KernelCore
+        raise NotImplementedError
+
+    @staticmethod
+    def _is_running(t: Any) -> bool:
+        return bool(t.state == RUNNING)

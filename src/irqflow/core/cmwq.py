@@ -19,20 +19,17 @@ beyond two, and beyond a quarter of the busy ones, are reaped after 300 s idle.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from irqflow.core.constants import WQ_CPU_INTENSIVE, WQ_HIGHPRI, WQ_UNBOUND
-from irqflow.core.effects import BLOCK, COND_RESCHED
-from irqflow.core.kthread import run_in_task
 from irqflow.core.timer import add_kernel_timer
 
 if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
     from irqflow.core.sched import Task
     from irqflow.core.workqueue import Work, Workqueue
-
-Flow = Generator[Any, Any, Any]
 
 WQ_DFL_ACTIVE = 1024  # max_active when 0 is asked for
 WQ_MAX_ACTIVE = 2048
@@ -237,7 +234,7 @@ class Cmwq:
         expires = -(-due_ns // k.config.tick_period_ns)  # first jiffy at or after
         add_kernel_timer(k, c, expires, lambda k, c: self._reap(pool))
 
-    def _reap(self, pool: WorkerPool) -> Flow:
+    def _reap(self, pool: WorkerPool) -> None:
         """``idle_cull_fn``: retire the longest-idle workers while there are too many."""
         pool.reaper_armed = False
         limit = IDLE_WORKER_TIMEOUT_S * 1_000_000_000
@@ -248,7 +245,6 @@ class Cmwq:
             self.k._wake_up_process(w.task)
         if self.too_many_workers(pool):
             self.arm_reaper(pool)
-        yield from ()
 
 
 def _intensive(w: Worker) -> bool:
@@ -256,14 +252,15 @@ def _intensive(w: Worker) -> bool:
         w.current.pwq.wq.flags & WQ_CPU_INTENSIVE))  # fmt: skip
 
 
-def _worker_body(cm: Cmwq, w: Worker) -> Callable[[], Flow]:
+def _worker_body(cm: Cmwq, w: Worker) -> Callable[[], None]:
     return lambda: worker_thread(cm, w)
 
 
-def worker_thread(cm: Cmwq, w: Worker) -> Flow:
+def worker_thread(cm: Cmwq, w: Worker) -> None:
     k = cm.k
     pool = w.pool
     counted = pool.cpu is not None
+    c = k._this_cpu("worker_thread")
     while True:
         if not pool.worklist and not w.scheduled:
             if w.die:
@@ -272,7 +269,7 @@ def worker_thread(cm: Cmwq, w: Worker) -> Flow:
             pool.idle.append(w)
             if cm.too_many_workers(pool):
                 cm.arm_reaper(pool)
-            yield BLOCK
+            k._block(c)
             if w in pool.idle:
                 pool.idle.remove(w)  # woken by something other than kick
             continue
@@ -287,15 +284,15 @@ def worker_thread(cm: Cmwq, w: Worker) -> Flow:
                 if owner is not None and owner is not w:
                     owner.scheduled.append((item, pwq))  # it runs there, after the current
                     continue
-            yield from process_one_work(cm, w, item, pwq)
+            process_one_work(cm, c, w, item, pwq)
             if counted and not (pool.nr_running <= 1 or w.scheduled):
                 break  # keep_working: others are running; let this one rest
         if counted:
             pool.nr_running -= 1
-        yield COND_RESCHED
+        k._cond_resched(c)
 
 
-def process_one_work(cm: Cmwq, w: Worker, item: Work, pwq: Pwq) -> Flow:
+def process_one_work(cm: Cmwq, c: Cpu, w: Worker, item: Work, pwq: Pwq) -> None:
     k = cm.k
     pool = w.pool
     pool.busy[id(item)] = w
@@ -308,7 +305,7 @@ def process_one_work(cm: Cmwq, w: Worker, item: Work, pwq: Pwq) -> Flow:
     item.running += 1
     w.exec_start = w.task.sum_exec
     k._wq_trace_exec(item, "start")
-    yield from run_in_task(k, item.func, (item,), f"work {item.name}")
+    k._run_in_task(c, item.func, (item,), item.where)
     k._wq_trace_exec(item, "end")
     if intensive:
         pool.nr_running += 1

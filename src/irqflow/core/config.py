@@ -8,6 +8,8 @@ from irqflow.core.errors import IrqflowError
 
 _VALID_HZ = (100, 250, 300, 1000)  # kernel/Kconfig.hz
 _WQ_MODELS = ("per-cpu-threads", "cmwq")
+#: CONFIG_PREEMPT_NONE / _VOLUNTARY / _PREEMPT (full) / PREEMPT_RT
+PREEMPT_MODELS = ("none", "voluntary", "full", "rt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,12 @@ class KernelConfig:
     ksoftirqd_defers: bool = False
     #: the ``threadirqs`` boot option: force-thread handlers, irq_exit wakes ksoftirqd
     threadirqs: bool = False
+
+    #: the preemption model: "none" and "voluntary" preempt kernel code only where it
+    #: offers (cond_resched, sleeping), "full" also on return from interrupt and at
+    #: preempt_enable; code returning to user mode (kthread_run bodies) is preemptible in
+    #: every model.  "rt" is PREEMPT_RT.
+    preempt_model: str = "full"
 
     # --- workqueues, NAPI, RT throttling (used from the process-context issue on) -------
     #: "per-cpu-threads": the seed's events/N threads (2.6.0-2.6.35); "cmwq": kworker pools
@@ -101,6 +109,11 @@ class KernelConfig:
             raise IrqflowError(
                 f"KernelConfig(workqueue_model={self.workqueue_model!r}) is unknown; "
                 f"use one of {_WQ_MODELS}"
+            )
+        if self.preempt_model not in PREEMPT_MODELS:
+            raise IrqflowError(
+                f"KernelConfig(preempt_model={self.preempt_model!r}) is unknown; "
+                f"use one of {PREEMPT_MODELS}"
             )
         if not 1 <= self.nr_irqs <= 100_000:
             raise IrqflowError(f"KernelConfig(nr_irqs={self.nr_irqs}) must be 1..100000")

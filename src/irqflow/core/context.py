@@ -4,8 +4,8 @@ bottom_half.h, kernel/softirq.c ``__local_bh_enable_ip``)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, cast
+import math
+from typing import TYPE_CHECKING, cast
 
 from irqflow.core import cpu as cpumod
 from irqflow.core.base import KernelBase
@@ -25,9 +25,6 @@ from irqflow.core.softirq import (
     do_softirq,
 )
 
-Flow = Generator[Any, Any, None]
-
-
 if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
@@ -35,9 +32,10 @@ if TYPE_CHECKING:
 class _IrqSave:
     """What ``local_irq_save()`` returns: the saved flag, and a context manager."""
 
-    __slots__ = ("_c", "was_on")
+    __slots__ = ("_c", "_k", "was_on")
 
-    def __init__(self, c: Cpu) -> None:
+    def __init__(self, k: ContextMixin, c: Cpu) -> None:
+        self._k = k
         self._c = c
         self.was_on = c.irqs_on
         c.irqs_on = False
@@ -46,7 +44,10 @@ class _IrqSave:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._c.irqs_on = self.was_on
+        if self.was_on:
+            self._k.irq_enable(self._c)
+        else:
+            self._c.irqs_on = False
 
 
 class _BhDisabled:
@@ -99,17 +100,28 @@ class ContextMixin(KernelBase):
         self._this_cpu("local_irq_disable").irqs_on = False
 
     def local_irq_enable(self) -> None:
-        self._this_cpu("local_irq_enable").irqs_on = True
+        """Enable local interrupts; those that arrived meanwhile are taken right here."""
+        self.irq_enable(self._this_cpu("local_irq_enable"))
+
+    def irq_enable(self, c: Cpu) -> None:
+        """``local_irq_enable()`` on context ``c``: the IRQ-enable boundary."""
+        c.irqs_on = True
+        if c.irr:
+            self.engine.irqs_enabled(c)
 
     def local_irq_save(self) -> _IrqSave:
         """Disable local IRQs and remember the old state: ``with k.local_irq_save(): ...``
         or ``flags = k.local_irq_save(); ...; k.local_irq_restore(flags)``."""
-        return _IrqSave(self._this_cpu("local_irq_save"))
+        return _IrqSave(self, self._this_cpu("local_irq_save"))
 
     def local_irq_restore(self, flags: _IrqSave) -> None:
         if not isinstance(flags, _IrqSave):
             raise TypeError(f"local_irq_restore({flags!r}): pass what local_irq_save() returned")
-        self._this_cpu("local_irq_restore").irqs_on = flags.was_on
+        c = self._this_cpu("local_irq_restore")
+        if flags.was_on:
+            self.irq_enable(c)
+        else:
+            c.irqs_on = False
 
     def local_bh_disable(self) -> None:
         self._this_cpu("local_bh_disable").preempt_count += SOFTIRQ_DISABLE_OFFSET
@@ -127,12 +139,8 @@ class ContextMixin(KernelBase):
         if pc & HARDIRQ_MASK or not c.irqs_on:
             self.log(c, "warn", "local_bh_enable() called in hardirq context or with IRQs off")
         c.preempt_count -= SOFTIRQ_DISABLE_OFFSET - 1  # keep one preempt count while running
-        if not cpumod.in_interrupt(c.preempt_count):
-            # when the replay of this call's CPU time gets here, run what interrupts raised
-            # during the BH-disabled time (the inline run below handles what is pending now)
-            c.charges.append([0, cpumod.BH_ENABLE, c.irqs_on, c.preempt_count])
-            if c.softirq_pending:
-                self.engine.run_inline(c, do_softirq(cast("KernelCore", self), c))
+        if c.softirq_pending and not cpumod.in_interrupt(c.preempt_count):
+            do_softirq(cast("KernelCore", self), c)  # softirqs raised meanwhile run here
         c.preempt_count -= 1
 
     def bh_disabled(self) -> _BhDisabled:
@@ -157,21 +165,27 @@ class ContextMixin(KernelBase):
         return bytearray(size)
 
     def udelay(self, us: float) -> None:
-        """Busy-wait ``us`` microseconds: in sim, charge that CPU time to the running code."""
+        """Busy-wait ``us`` microseconds.  On the sim engine this is how driver code
+        declares its CPU cost: the time passes inside the call (``k.now()`` moves), and
+        interrupts that arrive meanwhile are taken if IRQs are on."""
         c = self.engine.current_cpu
         if c is None:
             c = self._this_cpu("udelay")
-        if us < 0:
-            raise ValueError(f"udelay({us}): a delay cannot be negative")
-        c.charge(int(us * 1000))
+        if not us >= 0 or us == math.inf:
+            raise ValueError(f"udelay({us!r}): give a finite, non-negative number of microseconds")
+        ns = int(us * 1000)
+        if ns:
+            self.engine.busy(c, ns)
 
     def ndelay(self, ns: int) -> None:
         """Busy-wait ``ns`` nanoseconds (see :meth:`udelay`)."""
         c = self.engine.current_cpu
         if c is None:
             c = self._this_cpu("ndelay")
-        if ns < 0:
-            raise ValueError(f"ndelay({ns}): a delay cannot be negative")
-        c.charge(int(ns))
+        if not ns >= 0 or ns == math.inf:
+            raise ValueError(f"ndelay({ns!r}): give a finite, non-negative number of ns")
+        ns = int(ns)
+        if ns:
+            self.engine.busy(c, ns)
 
     in_irq = in_hardirq

@@ -30,11 +30,6 @@ SOFTIRQ = "softirq"
 IDLE = "idle"
 CATEGORIES = (USER, SYSTEM, IRQ, SOFTIRQ, IDLE)
 
-#: A 0-ns segment whose category is this marks a ``local_bh_enable`` inside driver code:
-#: when the replay reaches it, softirqs raised meanwhile (by interrupts during the
-#: BH-disabled time) run there, as the kernel's local_bh_enable would run them.
-BH_ENABLE = "bh_enable"
-
 #: The local APIC timer (the tick) in a CPU's interrupt-request register. It is a
 #: system vector, not a genirq line: it shows as LOC in /proc/interrupts.
 LOCAL_TIMER_VECTOR = -1
@@ -85,7 +80,6 @@ class Cpu:
     __slots__ = (
         "arch_counts",
         "bh_work",
-        "charges",
         "current",
         "engine_state",
         "halted",
@@ -134,11 +128,9 @@ class Cpu:
         self.irr: dict[int, int | None] = {}
         #: ns per accounting category
         self.times: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
-        #: CPU time charged by the driver code running now, as segments
-        #: [ns, category, irqs_on, preempt_count]; a 0-ns segment is a marker (BH_ENABLE)
-        self.charges: list[list[Any]] = []
-        #: the driver code running now (a ``Run`` effect: its ``where`` names it)
-        self.running: Any = None
+        #: the driver code running now in this context ("tasklet rx", "irq 24 eth0" ...),
+        #: for oops records and error messages; saved and restored across task switches
+        self.running: str | None = None
         self.current: Task = None  # type: ignore[assignment]  # set at boot
         self.idle_task: Task = None  # type: ignore[assignment]
         self.ksoftirqd: Task = None  # type: ignore[assignment]
@@ -169,26 +161,6 @@ class Cpu:
         if pc & SOFTIRQ_OFFSET:
             return SOFTIRQ
         return self.current.acct
-
-    def charge(self, ns: int) -> None:
-        """Charge ``ns`` of CPU time to the driver code running now (``udelay``)."""
-        if ns <= 0:
-            return
-        pc = self.preempt_count
-        if pc & HARDIRQ_MASK:
-            cat = IRQ
-        elif pc & SOFTIRQ_OFFSET:
-            cat = SOFTIRQ
-        else:
-            cat = self.current.acct
-        on = self.irqs_on
-        charges = self.charges
-        if charges:
-            last = charges[-1]
-            if last[1] == cat and last[2] == on and last[3] == pc:
-                last[0] += ns
-                return
-        charges.append([ns, cat, on, pc])
 
     def __repr__(self) -> str:
         comm = self.current.comm if self.current else None

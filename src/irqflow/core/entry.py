@@ -1,22 +1,30 @@
 """Interrupt entry and exit: stage 1 and the seed's conclusion.
 
-``do_irq`` is the frame the engine pushes on a CPU's stack when it takes an interrupt:
-the push itself is "save the interrupted context" (the frame below keeps its place and
-its remaining CPU time), the argument is the interrupt number, and the pop when the
-generator returns is "restore the registers".  Between the two: ``irq_enter``, the
-line's flow handler (stages 2-3), then ``irq_exit``, which runs softirqs (stage 4-5)
-only when the interrupted context was not already in interrupt context: a nested
-interrupt stops after stage 3 (invariants 8, 9).
+:func:`take_pending_irqs` is what a CPU does at a boundary where interrupts are on and
+its request register is not empty (both engines call it): for each pending vector the
+interrupt gate clears IF, the entry stub runs (``irq_entry_ns``), then the vector's
+handler, then the exit path (``irq_exit_ns``) and ``iret`` restores the interrupted
+context's IF.  Taking the interrupt is a plain nested call: the frames below it are the
+interrupted context, saved where they stand (stage 1's "push the registers"), and the
+return is the seed's "restore the registers".
+
+``do_irq`` is a device interrupt: ``irq_enter``, the line's flow handler (stages 2-3),
+then ``irq_exit``, which runs softirqs (stages 4-5) only when the interrupted context was
+not already in interrupt context: a nested interrupt stops after stage 3 (invariants 8, 9).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from irqflow.core.constants import HARDIRQ_OFFSET
-from irqflow.core.cpu import INTERRUPT_MASK, context_name
-from irqflow.core.effects import Busy
+from irqflow.core.cpu import (
+    INTERRUPT_MASK,
+    IRQ,
+    LOCAL_TIMER_VECTOR,
+    RESCHEDULE_VECTOR,
+    context_name,
+)
 from irqflow.core.softirq import handle_softirqs, invoke_softirq
 from irqflow.core.timer import run_local_timers
 
@@ -24,7 +32,31 @@ if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
 
-Flow = Generator[Any, Any, None]
+
+def take_pending_irqs(k: KernelCore, c: Cpu) -> None:
+    """Take every interrupt pending for ``c`` while its IRQs are on, in arrival order,
+    each nested on the running context; then preempt the interrupted task if it should
+    be (preemption on return from interrupt)."""
+    irr = c.irr
+    eng = k.engine
+    entry_ns, exit_ns = k._irq_entry_ns, k._irq_exit_ns
+    while irr and c.irqs_on:
+        vector = next(iter(irr))
+        t_presented = irr.pop(vector)
+        c.irqs_on = False  # the interrupt gate clears IF
+        if entry_ns:
+            eng.busy(c, entry_ns, IRQ)  # vector stub and register save
+        if vector >= 0:
+            do_irq(k, c, vector, t_presented)
+        elif vector == LOCAL_TIMER_VECTOR:
+            do_local_timer(k, c)
+        else:
+            do_ipi(k, c, "RES" if vector == RESCHEDULE_VECTOR else "IWI")
+        if exit_ns:
+            eng.busy(c, exit_ns, IRQ)  # EOI, register restore
+        c.irqs_on = True  # iret: the interrupted context had IRQs on, or we were not here
+    if c.need_resched and not c.preempt_count and c.current is not c.idle_task:
+        k._preempt(c)
 
 
 def irq_enter(k: KernelCore, c: Cpu, irq: int) -> None:
@@ -36,52 +68,46 @@ def irq_enter(k: KernelCore, c: Cpu, irq: int) -> None:
     c.preempt_count += HARDIRQ_OFFSET
 
 
-def irq_exit_wants_softirq(c: Cpu) -> bool:
-    """First half of ``irq_exit``: drop HARDIRQ_OFFSET, then say whether softirqs run
-    here: only if some are pending and we did not interrupt interrupt context."""
+def irq_exit(k: KernelCore, c: Cpu) -> None:
+    """Drop HARDIRQ_OFFSET; run softirqs here only if some are pending and we did not
+    interrupt interrupt context (invariants 8, 9)."""
     c.preempt_count -= HARDIRQ_OFFSET
-    return bool(c.softirq_pending) and not c.preempt_count & INTERRUPT_MASK
+    if c.softirq_pending and not c.preempt_count & INTERRUPT_MASK and invoke_softirq(k, c):
+        handle_softirqs(k, c)
 
 
-def do_irq(k: KernelCore, c: Cpu, irq: int, t_presented: int | None = None) -> Flow:
-    """A device interrupt on line ``irq`` (x86 ``common_interrupt``).
-
-    The engine has already charged ``irq_entry_ns`` (vector stub, register save) when it
-    pushed this frame, and charges ``irq_exit_ns`` (register restore, iret) when it pops.
-    """
+def do_irq(k: KernelCore, c: Cpu, irq: int, t_presented: int | None = None) -> None:
+    """A device interrupt on line ``irq`` (x86 ``common_interrupt``)."""
     irq_enter(k, c, irq)
     desc = k._descs[irq]
     if t_presented is not None:
         desc.lat_raise.add(k.engine.now - t_presented)
-    yield from desc.handle_irq(k, c, desc)
-    if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
-        yield from handle_softirqs(k, c)
+    desc.handle_irq(k, c, desc)
+    irq_exit(k, c)
     if k.tracing:
         k.trace.emit(c, "irqflow:irq_restore", {"irq": irq})
 
 
-def do_local_timer(k: KernelCore, c: Cpu) -> Flow:
+def do_local_timer(k: KernelCore, c: Cpu) -> None:
     """The tick (x86 ``sysvec_apic_timer_interrupt``): LOC in /proc/interrupts."""
     c.preempt_count += HARDIRQ_OFFSET
     c.arch_counts["LOC"] += 1
     if k.tracing:
         k.trace.emit(c, "irq_vectors:local_timer_entry", {"vector": 236})
-    cost = k.config.tick_ns
+    cost = k._tick_cost_ns
     if cost:
-        yield Busy(cost)
+        k.engine.busy(c, cost)
     run_local_timers(k, c)  # update_process_times: timers first, then the scheduler
     k._scheduler_tick(c)
     if k.tracing:
         k.trace.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
-    if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
-        yield from handle_softirqs(k, c)
+    irq_exit(k, c)
 
 
-def do_reschedule_ipi(k: KernelCore, c: Cpu, row: str = "RES") -> Flow:
+def do_ipi(k: KernelCore, c: Cpu, row: str = "RES") -> None:
     """An IPI whose work happens on the way out: the reschedule IPI (RES: the preemption
     check on return) or the irq_work IPI (IWI: softirqs raised for this CPU run at its
     irq_exit)."""
     c.preempt_count += HARDIRQ_OFFSET
     c.arch_counts[row] = c.arch_counts.get(row, 0) + 1
-    if irq_exit_wants_softirq(c) and invoke_softirq(k, c):
-        yield from handle_softirqs(k, c)
+    irq_exit(k, c)

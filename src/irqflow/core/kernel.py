@@ -9,11 +9,11 @@ outside the machine: the sim engine advances virtual time until they are done.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import math
+from collections.abc import Callable
 from typing import Any
 
 from irqflow.core import cpu as cpumod
-from irqflow.core.base import Engine
 from irqflow.core.config import KernelConfig
 from irqflow.core.constants import (
     HI_SOFTIRQ,
@@ -25,7 +25,7 @@ from irqflow.core.constants import (
 )
 from irqflow.core.context import ContextMixin
 from irqflow.core.cpu import Cpu
-from irqflow.core.effects import COND_RESCHED, Busy, Run, Sleep
+from irqflow.core.engine import Engine
 from irqflow.core.errors import (
     IrqflowError,
     refuse_async,
@@ -35,7 +35,7 @@ from irqflow.core.irq.desc import (
     IrqDesc,
 )
 from irqflow.core.irq.manage import IrqManageMixin
-from irqflow.core.kthread import run_in_task
+from irqflow.core.kthread import DONE, Ready
 from irqflow.core.napi import (
     NAPI_STATE_SCHED,
     Napi,
@@ -48,9 +48,9 @@ from irqflow.core.softirq import (
     SoftirqFlow,
     ksoftirqd_body,
     raise_softirq_irqoff,
-    user_action,
 )
-from irqflow.core.sync import Completion, Mutex, WaitQueueHead, _WaitEvent
+from irqflow.core.sync import Completion, Mutex, WaitQueueHead
+from irqflow.core.sync import wait_event as _wait_event
 from irqflow.core.tasklet import (
     TASKLET_STATE_RUN,
     TASKLET_STATE_SCHED,
@@ -64,38 +64,6 @@ from irqflow.core.workqueue import WorkqueueMixin
 from irqflow.stats.latency import LatencyRecorder, LatencyReport
 from irqflow.stats.snapshot import CpuTimes, IrqStats, LogRecord, Oops, Snapshot
 from irqflow.trace.tracer import Tracer
-
-Flow = Generator[Any, Any, None]
-
-
-class _MSleep:
-    """``await k.msleep(ms)``: like the kernel's msleep, an early wake-up (wake_up_process
-    on the sleeping thread) only sends it back to sleep for the time that is left."""
-
-    __slots__ = ("_k", "_ns")
-
-    def __init__(self, k: KernelCore, ns: int) -> None:
-        self._k = k
-        self._ns = ns
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        deadline = self._k.now() + self._ns
-        left = self._ns
-        while left > 0:
-            yield Sleep(left)
-            left = deadline - self._k.now()
-
-
-class _Await:
-    """An awaitable that hands one effect to the engine (``await k.msleep(10)``)."""
-
-    __slots__ = ("_eff",)
-
-    def __init__(self, eff: Any) -> None:
-        self._eff = eff
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        return (yield self._eff)
 
 
 class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
@@ -122,15 +90,13 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         self._descs: dict[int, IrqDesc] = {}
         # softirq_vec[]: a vector's action is either a kernel flow or a driver's callable
         self._softirq_flow: list[SoftirqFlow | None] = [None] * NR_SOFTIRQS
-        self._softirq_run: list[Run | None] = [None] * NR_SOFTIRQS
+        self._softirq_run: list[Callable[[], Any] | None] = [None] * NR_SOFTIRQS
+        self._softirq_where = tuple(f"softirq {name}" for name in SOFTIRQ_NAMES)
         self._softirq_flow[HI_SOFTIRQ] = tasklet_hi_action
         self._softirq_flow[TASKLET_SOFTIRQ] = tasklet_action
         self._softirq_flow[TIMER_SOFTIRQ] = run_timer_softirq
         self._timer_seq = 0
         self._spurious_poll_armed = False
-        self._softirq_pass = Busy(
-            max(self.config.softirq_pass_ns, self.config.min_loop_ns), True, cpumod.SOFTIRQ
-        )
         self._tick_ns = self.config.tick_period_ns
         self._softirq_time_jiffies = self.config.max_softirq_time_jiffies
         self.lat = LatencyRecorder(self.config.latency_histograms)
@@ -149,25 +115,40 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
             c.idle_task = idle
             c.current = idle
         self.engine = engine_factory(self)
+        self._direct_calls = getattr(self.engine, "direct_calls", False)
+        # the kernel's own path costs: CPU time on an engine that models them
+        cfg, costs = self.config, self.engine.models_path_costs
+        self._irq_entry_ns = cfg.irq_entry_ns if costs else 0
+        self._irq_exit_ns = cfg.irq_exit_ns if costs else 0
+        self._softirq_pass_ns = max(cfg.softirq_pass_ns, cfg.min_loop_ns) if costs else 0
+        self._tasklet_dispatch_ns = cfg.tasklet_dispatch_ns if costs else 0
+        self._tick_cost_ns = cfg.tick_ns if costs else 0
+        self._switch_ns = cfg.context_switch_ns if costs else 0
+        self._runs_scheduler = self.engine.runs_scheduler
+        #: kernel code in process context is preempted on return from interrupt (full
+        #: preemption); otherwise only code returning to user mode (kthread_run bodies)
+        self._preempt_kernel = cfg.preempt_model in ("full", "rt")
         for c in self.cpus:
             self.engine.add_task(c.idle_task)
         for c in self.cpus:
-            c.ksoftirqd = self._spawn(
-                f"ksoftirqd/{c.nr}", c.nr, self._ksoftirqd_factory(c), start=False
-            )
+            c.ksoftirqd = self._spawn(f"ksoftirqd/{c.nr}", c.nr, self._ksoftirqd, start=False)
             c.ksoftirqd.is_ksoftirqd = True
         self._init_workqueues()
         self.engine.boot()
 
-    def _ksoftirqd_factory(self, c: Cpu) -> Callable[[], Flow]:
-        return lambda: ksoftirqd_body(self, c)
+    def _ksoftirqd(self) -> None:
+        ksoftirqd_body(self)
 
-    @staticmethod
-    def _idle_body() -> Flow:
-        from irqflow.core.effects import IDLE
-
+    def _idle_body(self) -> None:
+        """The idle task (``do_idle``): halt until there is something to do, then let the
+        scheduler pick it."""
+        c = self._this_cpu("idle")
+        halt = self.engine.halt
         while True:
-            yield IDLE
+            if c.need_resched or len(c.rq):
+                self.engine.schedule(c)
+            else:
+                halt(c)
 
     # ------------------------------------------------------------------ time
     def now(self) -> int:
@@ -187,6 +168,16 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         for devices to raise interrupts."""
         if not callable(fn):
             raise TypeError(f"call_at({t_ns}, {fn!r}): fn must be callable")
+        if (
+            not isinstance(t_ns, int | float)
+            or isinstance(t_ns, bool)
+            or math.isnan(t_ns)
+            or math.isinf(t_ns)
+        ):
+            raise IrqflowError(
+                f"call_at({t_ns!r}, {getattr(fn, '__name__', fn)}): the time must be a finite "
+                "number of ns (k.now() + delay)"
+            )
         if t_ns < self.engine.now and self.engine.wall_clock:
             t_ns = self.engine.now  # wall time moved on while the caller computed t_ns
         elif t_ns < self.engine.now:
@@ -209,7 +200,7 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         if not callable(action):
             raise TypeError(f"open_softirq({SOFTIRQ_NAMES[nr]}): action {action!r} is not callable")
         refuse_async(action, f"open_softirq({SOFTIRQ_NAMES[nr]})", "softirq")
-        self._softirq_run[nr] = user_action(action, nr)
+        self._softirq_run[nr] = action
 
     def raise_softirq(self, nr: int | SoftIrq) -> None:
         """Mark vector ``nr`` pending on this CPU (from task context it wakes ksoftirqd)."""
@@ -271,7 +262,6 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         """Wait until ``t`` is neither scheduled nor running, taking SCHED on the way so
         that it cannot be scheduled again meanwhile (invariant 25)."""
         self._tasklet(t)
-        self._outside_only(f"tasklet_kill({t.name})")
         if t.count and t.state & TASKLET_STATE_SCHED:
             raise IrqflowError(
                 f"tasklet_kill({t.name}) would wait forever: the tasklet is scheduled but "
@@ -365,7 +355,7 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         self,
         comm: str,
         cpu: int,
-        body: Callable[[], Flow],
+        body: Callable[[], Any],
         *,
         policy: str = "normal",
         prio: int = 0,
@@ -393,8 +383,8 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         prio: int = 0,
         nice: int = 0,
     ) -> Task:
-        """Start a thread running ``fn(k)``; ``fn`` may be ``async def`` and await
-        :meth:`msleep` / :meth:`cond_resched`.  Its CPU time counts as user time."""
+        """Start a thread running ``fn(k)``, which may block (``k.msleep``, completions,
+        ``flush_work`` ...) and may be ``async def``.  Its CPU time counts as user time."""
         if not callable(fn):
             raise TypeError(f"kthread_run({fn!r}, {name!r}): fn must be callable as fn(k)")
         if cpu is None:
@@ -404,18 +394,24 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
                 f"kthread_run({name!r}, cpu={cpu!r}): CPUs are 0..{len(self.cpus) - 1}"
             )
 
-        def body() -> Generator[Any, Any, Any]:
-            return (yield from run_in_task(self, fn, (self,), name))
+        def body() -> Any:
+            return self._run_in_task(self._this_cpu(name), fn, (self,), name)
 
         return self._spawn(name, cpu, body, policy=policy, prio=prio, nice=nice, acct=cpumod.USER)
 
-    def msleep(self, ms: float) -> _MSleep:
-        """``await k.msleep(ms)`` from a kernel thread: sleep (never in atomic context)."""
-        self._this_cpu("msleep")
+    def msleep(self, ms: float) -> Ready[None]:
+        """Sleep ``ms`` milliseconds in process context (never in atomic context).  Like
+        the kernel's ``msleep``, an early wake-up only sends the task back to sleep for
+        the time that is left.  ``await k.msleep(ms)`` works in an ``async def`` body."""
+        c = self._this_cpu("msleep")
         self.might_sleep(f"msleep({ms})")
-        if ms < 0:
-            raise ValueError(f"msleep({ms}): cannot sleep a negative time")
-        return _MSleep(self, int(ms * 1_000_000))
+        if not ms >= 0 or ms == math.inf:
+            raise ValueError(f"msleep({ms!r}): give a finite, non-negative number of ms")
+        deadline = self.engine.now + int(ms * 1_000_000)
+        while self.engine.now < deadline:
+            self.engine.sleep_until(c, deadline)
+            c = self._this_cpu("msleep")
+        return DONE
 
     def completion(self) -> Completion:
         """A new ``struct completion`` (``.complete()``, ``await .wait()``)."""
@@ -429,22 +425,35 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         """A new wait queue head for :meth:`wait_event` / :meth:`wake_up`."""
         return WaitQueueHead(self, name)
 
-    def wait_event(self, h: WaitQueueHead, cond: Callable[[], bool]) -> _WaitEvent:
-        """``await k.wait_event(h, cond)``: sleep on ``h`` until ``cond()`` is true; the
-        condition is re-checked each time ``h`` is woken."""
+    def wait_event(self, h: WaitQueueHead, cond: Callable[[], bool]) -> Ready[None]:
+        """Sleep on ``h`` until ``cond()`` is true; the condition is re-checked each time
+        ``h`` is woken (``await k.wait_event(h, cond)`` in an ``async def`` body)."""
         if not isinstance(h, WaitQueueHead):
             raise TypeError(f"wait_event: expected a wait queue head, got {h!r}")
-        return _WaitEvent(h, cond)
+        return _wait_event(self, h, cond)
 
     def wake_up(self, h: WaitQueueHead) -> int:
         """Wake the sleepers of ``h`` (any context); returns how many were woken."""
         return h.wake_up()
 
-    def cond_resched(self) -> _Await:
-        """``await k.cond_resched()``: let another task run if one should."""
-        self._this_cpu("cond_resched")
+    def cond_resched(self) -> Ready[None]:
+        """Let another task run if one should (a voluntary preemption point)."""
+        c = self._this_cpu("cond_resched")
         self.might_sleep("cond_resched()")
-        return _Await(COND_RESCHED)
+        self._cond_resched(c)
+        return DONE
+
+    def _cond_resched(self, c: Cpu) -> None:
+        # where the OS schedules the threads, a voluntary preemption point always gives
+        # the others a turn
+        if c.need_resched or not self._runs_scheduler:
+            self.engine.schedule(c)
+
+    def _preempt(self, c: Cpu) -> None:
+        """Return from interrupt to task context with ``need_resched`` set: preempt the
+        task if the preemption model allows it here."""
+        if self._preempt_kernel or c.current.acct == cpumod.USER:
+            self.engine.schedule(c)
 
     def _wake_new(self, t: Task) -> None:
         t.state = RUNNING
@@ -478,20 +487,21 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
                 "sched:sched_wakeup",
                 {"comm": t.comm, "pid": t.pid, "prio": t.prio, "target_cpu": c.nr},
             )
-        if c.rq.wakeup_should_preempt(c.current, t):
+        if self._runs_scheduler and c.rq.wakeup_should_preempt(c.current, t):
             c.need_resched = True
-        self.engine.kick(c)
+        self.engine.kick(c, t)
 
     def _scheduler_tick(self, c: Cpu) -> None:
-        if c.rq.rt_tick(self.engine.now):
-            c.need_resched = True  # a new RT period: throttled RT tasks may run again
         curr = c.current
-        if curr is c.idle_task:
-            if len(c.rq):
+        if self._runs_scheduler:
+            if c.rq.rt_tick(self.engine.now):
+                c.need_resched = True  # a new RT period: throttled RT tasks may run again
+            if curr is c.idle_task:
+                if len(c.rq):
+                    c.need_resched = True
+                return
+            if c.rq.tick_should_preempt(curr):
                 c.need_resched = True
-            return
-        if c.rq.tick_should_preempt(curr):
-            c.need_resched = True
         w = curr.wq_worker
         if w is not None and self._cmwq is not None and self._cmwq.hogging(w):
             self._cmwq.mark_intensive(w)

@@ -1,78 +1,77 @@
-"""Running driver code in process context: plain callables and ``async def`` coroutines.
+"""Process-context helpers: what driver code gets back from blocking calls, and how an
+``async def`` body is stepped.
 
-A process-context function (a kernel thread's body, a threaded IRQ handler) may be a
-plain callable, whose CPU time is what it charges with ``udelay``, or an ``async def``
-that awaits irqflow's sleeping primitives (``await k.msleep(10)``).  The coroutine is
-stepped inside ``Run`` effects, so the code between two awaits is driver code like any
-other (charged, oops-checked), and each awaited effect goes to the engine.
+Process-context driver code (a kernel thread's body, a work function, a threaded IRQ
+handler) is a plain function that may block: ``k.msleep(5)``, ``wait_for_completion``,
+``flush_work`` ... block the task on both engines (the sim suspends the task's greenlet,
+the real engine its OS thread).  An ``async def`` body keeps working: the same calls block
+inside it and hand back an awaitable that is already done (:class:`Ready`), so
+``await k.msleep(5)`` reads as before.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final, Generic, TypeVar
 
-from irqflow.core.effects import COND_RESCHED, FAILED, Run, Sleep, WaitUntil
-
-if TYPE_CHECKING:
-    from irqflow.core.kernel import KernelCore
-
-Flow = Generator[Any, Any, Any]
+T = TypeVar("T")
 
 
-def in_coroutine_step(run: Any) -> bool:
-    """True while ``run`` (a CPU's running ``Run``) is a step of an ``async def`` task."""
-    return run is not None and getattr(run.fn, "irqflow_coroutine", False)
+def symbol_name(func: Callable[..., Any]) -> str:
+    """A kernel-symbol-like name for driver code, as tracepoints print functions:
+    ``Class.method`` or ``function`` (enclosing functions' ``<locals>`` dropped)."""
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return name.rpartition("<locals>.")[2] if name else repr(func)
 
 
-def _step(send: Callable[[Any], Any], value: Any) -> tuple[bool, Any]:
+class Marker:
+    """A named singleton (``FAILED`` ...)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: What a driver call gives back when the driver code raised (the oops is recorded).
+FAILED: Final = Marker("FAILED")
+
+
+class Ready(Generic[T]):
+    """The result of a blocking call that has already returned.
+
+    The call blocked the task where it was made; awaiting this gives ``value`` at once,
+    so ``await k.msleep(5)`` in an ``async def`` body behaves as it always did.  Truth
+    follows ``value`` (``if k.flush_work(w):`` inside an ``async def`` works too)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        yield from ()  # a generator that never suspends
+        return self.value
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __repr__(self) -> str:
+        return f"Ready({self.value!r})"
+
+
+#: what the None-returning blocking calls give back (``await k.msleep(5)``)
+DONE: Final[Ready[None]] = Ready(None)
+
+
+def step_coroutine(coro: Any) -> tuple[bool, Any]:
+    """Run ``coro`` until it ends (``(True, result)``) or suspends on something that is
+    not irqflow's (``(False, what it awaited)``).  irqflow's blocking calls never suspend
+    a coroutine: they block the task itself."""
     try:
-        return False, send(value)
+        return False, coro.send(None)
     except StopIteration as stop:
         return True, stop.value
-
-
-_step.irqflow_coroutine = True  # type: ignore[attr-defined]
-
-
-def _given(coro: Any) -> Any:
-    return coro
-
-
-def run_in_task(k: KernelCore, fn: Callable[..., Any], args: tuple[Any, ...], where: str) -> Flow:
-    """Call ``fn(*args)`` in process context; returns its result, or ``FAILED`` if it
-    raised (recorded as an oops) or awaited something irqflow cannot wait for."""
-    coro: Any = None
-    if not inspect.iscoroutinefunction(fn):
-        res = yield Run(fn, args, where)
-        if not inspect.iscoroutine(res):
-            return res
-        # a plain callable that returned a coroutine (a lambda around an async def, a
-        # method wrapper): run the coroutine, rather than drop it unawaited
-        coro = res
-    runner = getattr(k.engine, "run_coroutine", None)
-    if runner is not None:
-        # the engine runs the whole coroutine in one call (real: on the thread's own loop)
-        if coro is not None:
-            return (yield Run(runner, (_given, (coro,)), where))
-        return (yield Run(runner, (fn, args), where))
-    it = (coro if coro is not None else fn(*args)).__await__()
-    value: Any = None
-    while True:
-        res = yield Run(_step, (it.send, value), where)
-        if res is FAILED:
-            return FAILED
-        done, eff = res
-        if done:
-            return eff
-        if type(eff) not in (Sleep, WaitUntil) and eff is not COND_RESCHED:
-            it.close()
-            k.log(
-                None,
-                "err",
-                f"{where} awaited {eff!r}, which irqflow cannot wait for; in a kernel thread "
-                "await k.msleep(ms) or k.cond_resched()",
-            )
-            return FAILED
-        value = yield eff

@@ -14,19 +14,17 @@ arrived meanwhile (MISSED) keeps it scheduled instead (invariant 60).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from irqflow.core.constants import NET_RX_SOFTIRQ
-from irqflow.core.effects import FAILED, Run
 from irqflow.core.errors import refuse_async
+from irqflow.core.kthread import FAILED
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
-
-Flow = Generator[Any, Any, Any]
 
 # NAPI_STATE_* (include/linux/netdevice.h), the ones irqflow models
 NAPI_STATE_SCHED = 1 << 0  # owned by the core: on a poll list or being polled
@@ -38,7 +36,7 @@ class Napi:
     """``struct napi_struct``: ``poll(napi, budget) -> int`` packets processed, run from
     NET_RX_SOFTIRQ with at most ``weight`` (``napi_weight``, 64 by default) per call."""
 
-    __slots__ = ("name", "poll", "polls", "run_cpu", "state", "weight")
+    __slots__ = ("name", "poll", "polls", "run_cpu", "state", "weight", "where")
 
     def __init__(
         self, poll: Callable[[Napi, int], int], weight: int = 64, *, name: str | None = None
@@ -51,6 +49,7 @@ class Napi:
         self.poll = poll
         self.weight = weight
         self.name = name or getattr(poll, "__name__", "napi")
+        self.where = f"napi {self.name}"
         self.state = 0
         self.polls = 0
         self.run_cpu = -1
@@ -96,12 +95,12 @@ def napi_complete_done(k: KernelCore, c: Cpu | None, n: Napi) -> bool:
     return True
 
 
-def _napi_poll(k: KernelCore, c: Cpu, n: Napi, repoll: list[Napi]) -> Flow:
+def _napi_poll(k: KernelCore, c: Cpu, n: Napi, repoll: list[Napi]) -> int:
     if not n.state & NAPI_STATE_SCHED:
         return 0
     n.polls += 1
     n.run_cpu = c.nr
-    res = yield Run(n.poll, (n, n.weight), f"napi {n.name}")
+    res = k._call(c, n.poll, (n, n.weight), n.where)
     if res is FAILED or not isinstance(res, int) or res < 0:
         if res is not FAILED:
             k.log(c, "warn", f"napi {n.name}: poll returned {res!r}, not a packet count")
@@ -120,7 +119,7 @@ def _napi_poll(k: KernelCore, c: Cpu, n: Napi, repoll: list[Napi]) -> Flow:
     return res
 
 
-def net_rx_action(k: KernelCore, c: Cpu) -> Flow:
+def net_rx_action(k: KernelCore, c: Cpu) -> None:
     """NET_RX_SOFTIRQ's kernel action."""
     cfg = k.config
     budget = cfg.netdev_budget
@@ -135,7 +134,7 @@ def net_rx_action(k: KernelCore, c: Cpu) -> Flow:
         squeezed = False
         while todo:
             n = todo.popleft()
-            budget -= yield from _napi_poll(k, c, n, repoll)
+            budget -= _napi_poll(k, c, n, repoll)
             if budget <= 0 or k.jiffies >= time_limit:
                 c.time_squeeze += 1
                 squeezed = True

@@ -15,7 +15,7 @@ Pure state: the engine performs the switch (frames, trace, cost).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.cpu import IDLE, SYSTEM
@@ -53,6 +53,7 @@ class Task:
         "cpu",
         "engine_state",
         "exec_start_sum",
+        "in_coroutine",
         "is_ksoftirqd",
         "nice",
         "on_rq",
@@ -62,9 +63,11 @@ class Task:
         "rt_priority",
         "saved_irqs_on",
         "saved_pc",
+        "saved_running",
         "state",
         "sum_exec",
         "vruntime",
+        "waiting_irq",
         "weight",
         "wq_worker",
     )
@@ -74,7 +77,7 @@ class Task:
         pid: int,
         comm: str,
         cpu: int,
-        body: Callable[[], Generator[Any, Any, Any]],
+        body: Callable[[], Any],
         *,
         policy: str = "normal",
         rt_priority: int = 0,
@@ -106,6 +109,12 @@ class Task:
         self.exec_start_sum = 0
         self.saved_pc = 0
         self.saved_irqs_on = True
+        self.saved_running: str | None = None
+        #: how many ``async def`` bodies this task is stepping (blocking calls then give
+        #: back awaitables)
+        self.in_coroutine = 0
+        #: an IRQ thread waiting for its interrupt (only then may a wake move it)
+        self.waiting_irq = False
         self.is_ksoftirqd = False
         self.result: Any = None
         self.engine_state: Any = None

@@ -11,30 +11,23 @@ scheduler shares the CPU between it and everything else (invariant 14).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from irqflow.core.constants import HI_SOFTIRQ, SOFTIRQ_NAMES, SOFTIRQ_OFFSET, TASKLET_SOFTIRQ
 from irqflow.core.cpu import INTERRUPT_MASK, in_interrupt
-from irqflow.core.effects import BLOCK, COND_RESCHED, IRQS_ON, Run
 from irqflow.core.sched import RUNNING
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
 
-Flow = Generator[Any, Any, None]
-#: a vector's kernel action: a generator function of the kernel and the CPU, run in
-#: softirq context on the raising CPU (a driver's plain callable is a ``Run`` instead)
-SoftirqFlow = Callable[["KernelCore", "Cpu"], Flow]
+#: a vector's kernel action: a function of the kernel and the CPU, run in softirq context
+#: on the raising CPU (a driver's ``open_softirq`` action is called with no arguments)
+SoftirqFlow = Callable[["KernelCore", "Cpu"], None]
 
 #: SOFTIRQ_NOW_MASK: vectors that the 4.9-6.4 deferral rule never defers
 SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
-
-
-def user_action(action: Callable[[], Any], nr: int) -> Run:
-    """A plain callable registered with ``open_softirq``: called directly by the loop."""
-    return Run(action, (), f"softirq {SOFTIRQ_NAMES[nr]}")
 
 
 def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -> None:
@@ -65,13 +58,13 @@ def wakeup_softirqd(k: KernelCore, c: Cpu, reason: str) -> None:
     k._wake_up_process(t)
 
 
-def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
+def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> None:
     """``__do_softirq``: entered and left with local IRQs off."""
     engine = k.engine
     tick_ns = k._tick_ns
     end = engine.now // tick_ns + k._softirq_time_jiffies  # jiffies + MAX_SOFTIRQ_TIME
     restart = k.config.softirq_max_restart
-    pass_busy = k._softirq_pass  # Busy(pass cost, irqs_on=True)
+    pass_ns = k._softirq_pass_ns
     lat_raise, lat_run = k._lat_softirq_raise, k._lat_softirq
     runs = k._softirq_run
     flows = k._softirq_flow
@@ -81,7 +74,9 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
     c.preempt_count += SOFTIRQ_OFFSET
     while True:
         c.softirq_pending = 0  # cleared before IRQs go on (invariant 10)
-        yield pass_busy  # local_irq_enable() and the pass's own cost
+        k.irq_enable(c)  # local_irq_enable(): interrupts that waited are taken here
+        if pass_ns:
+            engine.busy(c, pass_ns)
         nr = 0
         while pending:
             if pending & 1:
@@ -93,10 +88,10 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
                 # a vector runs the kernel's own action, then a driver's (open_softirq)
                 flow = flows[nr]
                 if flow is not None:
-                    yield from flow(k, c)
+                    flow(k, c)
                 run = runs[nr]
                 if run is not None:
-                    yield run
+                    k._call(c, run, (), k._softirq_where[nr])
                 elif flow is None:
                     k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
                 lat_run[nr].add(engine.now - t_entry)
@@ -104,10 +99,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> Flow:
                     k.trace.emit(c, "irq:softirq_exit", {"vec": nr})
             pending >>= 1
             nr += 1
-        # local_irq_disable(): no effect needed, the engine took any pending interrupt at
-        # the boundary before resuming us, and nothing can arrive between here and the
-        # next yield
-        c.irqs_on = False
+        c.irqs_on = False  # local_irq_disable()
         pending = c.softirq_pending
         if not pending:
             break
@@ -145,7 +137,7 @@ def invoke_softirq(k: KernelCore, c: Cpu) -> bool:
     return True
 
 
-def do_softirq(k: KernelCore, c: Cpu) -> Flow:
+def do_softirq(k: KernelCore, c: Cpu) -> None:
     """``do_softirq``: used by ``local_bh_enable``; returns at once in interrupt context."""
     if in_interrupt(c.preempt_count) or not c.softirq_pending:
         return
@@ -158,24 +150,22 @@ def do_softirq(k: KernelCore, c: Cpu) -> Flow:
         return
     was_on = c.irqs_on
     c.irqs_on = False
-    yield from handle_softirqs(k, c, ksirqd=False)
+    handle_softirqs(k, c, ksirqd=False)
     if was_on:
-        yield IRQS_ON
+        k.irq_enable(c)
 
 
-def ksoftirqd_body(k: KernelCore, c: Cpu) -> Flow:
+def ksoftirqd_body(k: KernelCore) -> None:
     """``ksoftirqd/N`` (kernel/smpboot.c loop + ``run_ksoftirqd``)."""
     # the context this thread runs in: the CPU itself in the sim, the thread's own view of
     # it on the real engine (whose context changes must be this thread's, not the CPU's)
-    cur = k.engine.current_cpu
-    if cur is not None and cur.nr == c.nr:
-        c = cur
+    c = k._this_cpu("ksoftirqd")
     while True:
         if not c.softirq_pending:
-            yield BLOCK
+            k._block(c)
             continue
         c.irqs_on = False
         if c.softirq_pending:
-            yield from handle_softirqs(k, c, ksirqd=True)
-        yield IRQS_ON
-        yield COND_RESCHED
+            handle_softirqs(k, c, ksirqd=True)
+        k.irq_enable(c)
+        k._cond_resched(c)

@@ -1,22 +1,24 @@
 """Sleeping primitives for process context: completions, mutexes and wait queues.
 
-All three are awaited from ``async def`` kernel threads (work items, threaded handlers,
-``kthread_run`` bodies); waiting from atomic context is SleepInAtomicContext.  Waking
-is allowed from any context (a softirq delivering a packet wakes the reader).  A wait
-queue sleeper re-checks its condition only when it is woken, as in the kernel: changing
-the condition without ``wake_up`` leaves it asleep (the lost-wakeup bug is reproduced,
-not hidden).
+Waiting blocks the calling task (kernel threads, work items, threaded handlers), from a
+plain function or an ``async def`` body alike (there the call gives back an awaitable
+that is already done, so ``await done.wait()`` reads as before); waiting from atomic
+context is SleepInAtomicContext.  Waking is allowed from any context (a softirq
+delivering a packet wakes the reader).  A wait queue sleeper re-checks its condition only
+when it is woken, as in the kernel: changing the condition without ``wake_up`` leaves it
+asleep (the lost-wakeup bug is reproduced, not hidden).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from irqflow.core.effects import WaitUntil
 from irqflow.core.errors import IrqflowError
+from irqflow.core.kthread import DONE, Ready
 
 if TYPE_CHECKING:
+    from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
     from irqflow.core.sched import Task
 
@@ -37,57 +39,63 @@ class WaitQueueHead:
         self.name = name
         self._waiters: list[_Waiter] = []
 
-    def _prepare(self, what: str) -> _Waiter:
-        """Queue the calling task as a sleeper (call with the engine lock held, in the same
+    def _prepare(self, c: Cpu) -> _Waiter:
+        """Queue the calling task as a sleeper (with the engine lock held, in the same
         critical section that found the condition false, so no wake-up falls between)."""
-        k = self._k
-        k.might_sleep(what)
-        c = k.engine.current_cpu
-        if c is None:
-            raise IrqflowError(f"{what}: await it from an async kernel thread")
         waiter = _Waiter(c.current)
         self._waiters.append(waiter)
         return waiter
 
     def wake_up(self) -> int:
         """Wake every sleeper; returns how many."""
-        with self._k.engine.lock:
+        k = self._k
+        with k.engine.lock:
             waiters, self._waiters = self._waiters, []
             for w in waiters:
                 w.woken = True
+                k._wake_up_process(w.task)
         return len(waiters)
 
     def __len__(self) -> int:
         return len(self._waiters)
 
 
-def _sleep_on(waiter: _Waiter) -> Generator[Any, Any, None]:
-    """Sleep until ``waiter`` is woken (the caller then re-checks its condition)."""
-    yield WaitUntil(lambda: waiter.woken)
+def _sleeper(k: KernelCore, what: str) -> Cpu:
+    """The calling task's context, checked: process context, allowed to sleep."""
+    c = k.engine.current_cpu
+    if c is None:
+        raise IrqflowError(
+            f"{what} sleeps, and it was called from outside the machine; call it from "
+            "process context (a kernel thread, a work item, a threaded handler)"
+        )
+    k._may_sleep(c, what)
+    return c
 
 
-class _WaitEvent:
-    __slots__ = ("_cond", "_head")
+def _sleep_on(k: KernelCore, c: Cpu, waiter: _Waiter) -> Cpu:
+    """Sleep until ``waiter`` is woken (the caller then re-checks its condition).  Called
+    with the engine lock held, which the sleep releases."""
+    while not waiter.woken:
+        k._block(c)
+        c = k._this_cpu("wait")
+    return c
 
-    def __init__(self, head: WaitQueueHead, cond: Callable[[], bool]) -> None:
-        self._head = head
-        self._cond = cond
 
-    def __await__(self) -> Generator[Any, Any, None]:
-        lock = self._head._k.engine.lock
-        while True:
-            with lock:
-                if self._cond():
-                    return
-                waiter = self._head._prepare("wait_event()")
-            yield from _sleep_on(waiter)
+def wait_event(k: KernelCore, h: WaitQueueHead, cond: Callable[[], bool]) -> Ready[None]:
+    """Sleep on ``h`` until ``cond()`` is true, re-checked each time ``h`` is woken."""
+    with k.engine.lock:
+        while not cond():
+            c = _sleeper(k, "wait_event()")
+            _sleep_on(k, c, h._prepare(c))
+    return DONE
 
 
 class Completion:
-    """``struct completion``: ``complete()`` from any context, ``await wait()`` in a
-    thread.  Each ``complete()`` lets one waiter through; ``complete_all()`` all."""
+    """``struct completion``: ``complete()`` from any context, ``wait()`` in process
+    context.  Each ``complete()`` lets one waiter through; ``complete_all()`` all."""
 
     def __init__(self, k: KernelCore) -> None:
+        self._k = k
         self._lock = k.engine.lock
         self._wq = WaitQueueHead(k, "completion")
         self.done = 0
@@ -102,53 +110,42 @@ class Completion:
             self.done = 1 << 62
             self._wq.wake_up()
 
-    async def wait(self) -> None:
-        """``wait_for_completion``."""
-        while True:
-            with self._lock:
-                if self.done:
-                    self.done -= 1
-                    return
-                waiter = self._wq._prepare("wait_for_completion()")
-            await _Once(waiter)
+    def wait(self) -> Ready[None]:
+        """``wait_for_completion``: block until completed (``await done.wait()`` in an
+        ``async def`` body works too)."""
+        k = self._k
+        with self._lock:
+            while not self.done:
+                c = _sleeper(k, "wait_for_completion()")
+                _sleep_on(k, c, self._wq._prepare(c))
+            self.done -= 1
+        return DONE
 
     def reinit(self) -> None:
         self.done = 0
 
 
-class _Once:
-    __slots__ = ("_waiter",)
-
-    def __init__(self, waiter: _Waiter) -> None:
-        self._waiter = waiter
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        yield from _sleep_on(self._waiter)
-
-
 class Mutex:
-    """``struct mutex``: ``await m.lock()`` / ``m.unlock()``, or ``async with m:``.  Only
-    the owner may unlock; locking it twice from one task is a deadlock, reported."""
+    """``struct mutex``: ``m.lock()`` / ``m.unlock()``, or ``with m:`` (``await m.lock()``
+    and ``async with m:`` in an ``async def`` body).  Only the owner may unlock; locking
+    it twice from one task is a deadlock, reported."""
 
     def __init__(self, k: KernelCore) -> None:
         self._k = k
         self._wq = WaitQueueHead(k, "mutex")
         self.owner: Task | None = None
 
-    async def lock(self) -> None:
+    def lock(self) -> Ready[None]:
         k = self._k
-        k.might_sleep("mutex_lock()")
-        c = k.engine.current_cpu
-        me = c.current if c is not None else None
-        if me is not None and self.owner is me:
+        c = _sleeper(k, "mutex_lock()")
+        me = c.current
+        if self.owner is me:
             raise IrqflowError(f"mutex_lock: {me.comm} already holds this mutex (deadlock)")
-        while True:
-            with k.engine.lock:
-                if self.owner is None:
-                    self.owner = me
-                    return
-                waiter = self._wq._prepare("mutex_lock()")
-            await _Once(waiter)
+        with k.engine.lock:
+            while self.owner is not None:
+                c = _sleep_on(k, c, self._wq._prepare(c))
+            self.owner = me
+        return DONE
 
     def unlock(self) -> None:
         c = self._k.engine.current_cpu
@@ -166,8 +163,15 @@ class Mutex:
     def locked(self) -> bool:
         return self.owner is not None
 
+    def __enter__(self) -> Mutex:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
     async def __aenter__(self) -> Mutex:
-        await self.lock()
+        self.lock()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

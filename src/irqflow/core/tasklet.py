@@ -11,18 +11,16 @@ callback runs, so scheduling it during its own run gives exactly one more run
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from irqflow.core.effects import Run, symbol_name
 from irqflow.core.errors import refuse_async
+from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
-
-Flow = Generator[Any, Any, None]
 
 #: TASKLET_STATE_SCHED: queued and not yet started
 TASKLET_STATE_SCHED = 1 << 0
@@ -40,7 +38,7 @@ class Tasklet:
 
     __slots__ = (
         "count", "data", "func", "kill_waiting", "lat", "name", "runs", "sched_ts", "schedules",
-        "state",
+        "state", "where",
     )  # fmt: skip
 
     def __init__(
@@ -57,6 +55,7 @@ class Tasklet:
         self.func = func
         self.data = data
         self.name = name or symbol_name(func)
+        self.where = f"tasklet {self.name}"
         self.state = 0
         #: disable count: the tasklet runs only at 0
         self.count = 1 if disabled else 0
@@ -99,13 +98,14 @@ def tasklet_schedule_on(k: KernelCore, c: Cpu, t: Tasklet, nr: int) -> bool:
     return True
 
 
-def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -> Flow:
+def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -> None:
     bh = c.bh_work[1 if nr == 0 else 0]
     if bh:  # 6.9+: the CPU's BH workqueue pool runs first (invariant 58)
-        yield from bh_worker(k, c, bh, nr)
+        bh_worker(k, c, bh, nr)
     items = tuple(lst)  # take the whole list with IRQs off; schedules from now go to the next pass
     lst.clear()
-    cost = k.config.tasklet_dispatch_ns
+    cost = k._tasklet_dispatch_ns
+    busy = k.engine.busy
     tracing = k.tracing
     for t in items:
         if t.state & TASKLET_STATE_RUN or t.count:
@@ -131,14 +131,16 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
         hist.add(k.engine.now - t.sched_ts)
         if tracing:
             k.trace.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": symbol_name(t.func)})
-        yield Run(t.func, (t.data,), f"tasklet {t.name}", None, cost)
+        if cost:
+            busy(c, cost)
+        k._call(c, t.func, (t.data,), t.where)
         t.runs += 1
         if tracing:
             k.trace.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": symbol_name(t.func)})
         t.state &= ~TASKLET_STATE_RUN
 
 
-def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> Flow:
+def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> None:
     """``bh_worker``: run the items queued so far, in queueing order, in softirq context;
     items queued meanwhile re-raise the vector for the next pass."""
     from irqflow.core.workqueue import WORK_STRUCT_PENDING  # workqueue.py imports us
@@ -148,7 +150,7 @@ def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> Flow:
         w.state &= ~WORK_STRUCT_PENDING
         w.running += 1
         k._wq_trace_exec(w, "start")
-        yield Run(w.func, (w,), f"bh work {w.name}")
+        k._call(c, w.func, (w,), f"bh work {w.name}")
         k._wq_trace_exec(w, "end")
         w.running -= 1
         w.runs += 1
@@ -157,11 +159,11 @@ def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> Flow:
         raise_softirq_irqoff(k, c, nr, wake=False)
 
 
-def tasklet_action(k: KernelCore, c: Cpu) -> Flow:
+def tasklet_action(k: KernelCore, c: Cpu) -> None:
     """TASKLET_SOFTIRQ's action."""
-    return tasklet_action_common(k, c, c.tasklet_vec, 6)
+    tasklet_action_common(k, c, c.tasklet_vec, 6)
 
 
-def tasklet_hi_action(k: KernelCore, c: Cpu) -> Flow:
+def tasklet_hi_action(k: KernelCore, c: Cpu) -> None:
     """HI_SOFTIRQ's action."""
-    return tasklet_action_common(k, c, c.tasklet_hi_vec, 0)
+    tasklet_action_common(k, c, c.tasklet_hi_vec, 0)

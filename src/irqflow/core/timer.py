@@ -21,20 +21,19 @@ kernel flow instead of a driver callback.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import TIMER_SOFTIRQ
-from irqflow.core.effects import Run, symbol_name
 from irqflow.core.errors import refuse_async
+from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
 
-Flow = Generator[Any, Any, None]
-TimerFlow = Callable[["KernelCore", "Cpu"], Flow]
+TimerFlow = Callable[["KernelCore", "Cpu"], None]
 
 
 class Timer:
@@ -95,7 +94,7 @@ def run_local_timers(k: KernelCore, c: Cpu) -> None:
         raise_softirq_irqoff(k, c, TIMER_SOFTIRQ, wake=False)
 
 
-def run_timer_softirq(k: KernelCore, c: Cpu) -> Flow:
+def run_timer_softirq(k: KernelCore, c: Cpu) -> None:
     """TIMER_SOFTIRQ's kernel action: run every due timer, earliest first."""
     timers = c.timers
     now = k.jiffies
@@ -113,9 +112,9 @@ def run_timer_softirq(k: KernelCore, c: Cpu) -> Flow:
             k.trace.emit(c, "timer:timer_expire_entry", {"timer": t.name, "now": now,
                                                           "function": t.name})  # fmt: skip
         if t.flow is not None:
-            yield from t.flow(k, c)
+            t.flow(k, c)
         else:
-            yield Run(t.func, (t.data,), f"timer {t.name}")  # type: ignore[arg-type]
+            k._call(c, t.func, (t.data,), f"timer {t.name}")  # type: ignore[arg-type]
         if k.tracing:
             k.trace.emit(c, "timer:timer_expire_exit", {"timer": t.name})
         t.running = False

@@ -17,16 +17,15 @@ Workers run at nice -5 (2.6.11) and count as system time.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from irqflow.core.base import KernelBase
 from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
 from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
 from irqflow.core.cpu import IRQ_WORK_VECTOR
-from irqflow.core.effects import BLOCK, COND_RESCHED, symbol_name
 from irqflow.core.errors import IrqflowError, refuse_async
-from irqflow.core.kthread import run_in_task
+from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 from irqflow.core.timer import Timer, arm
 
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
     from irqflow.core.sched import Task
-
-Flow = Generator[Any, Any, Any]
 
 #: 2.6.11 create_workqueue: worker threads at nice -5
 WORKER_NICE = -5
@@ -47,7 +44,7 @@ class Work:
 
     __slots__ = (
         "cpu", "exec_ts", "func", "name", "pwq", "queue_ts", "queued", "running", "runs", "state",
-        "wq",
+        "where", "wq",
     )  # fmt: skip
 
     def __init__(self, func: Callable[[Any], Any], *, name: str | None = None) -> None:
@@ -55,6 +52,7 @@ class Work:
             raise TypeError(f"Work(func={func!r}): func must be callable as func(work)")
         self.func = func
         self.name = name or symbol_name(func)
+        self.where = f"work {self.name}"
         self.state = 0
         #: how many instances are running right now (more than 1 only across CPUs)
         self.running = 0
@@ -127,25 +125,26 @@ class Workqueue:
         return f"<Workqueue {self.name} threads={len(self.workers)}>"
 
 
-def worker_thread(k: KernelCore, wq: Workqueue, i: int) -> Flow:
+def worker_thread(k: KernelCore, wq: Workqueue, i: int) -> None:
     """``worker_thread`` (2.6.11): run the list's items in FIFO order, sleep when empty."""
     lst = wq.lists[i]
+    c = k._this_cpu("worker_thread")
     while True:
         if not lst:
             if wq.destroyed:
                 return
-            yield BLOCK
+            k._block(c)
             continue
         w = lst.popleft()
         w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)
         w.running += 1
         k._wq_trace_exec(w, "start")
-        yield from run_in_task(k, w.func, (w,), f"work {w.name}")
+        k._run_in_task(c, w.func, (w,), w.where)
         k._wq_trace_exec(w, "end")
         w.running -= 1
         w.runs += 1
         wq.finished[i] += 1
-        yield COND_RESCHED
+        k._cond_resched(c)
 
 
 class WorkqueueMixin(KernelBase):
@@ -396,11 +395,11 @@ class WorkqueueMixin(KernelBase):
             i - f for wq in self._workqueues for i, f in zip(wq.inserted, wq.finished, strict=True)
         )
 
-    def drain_workqueue(self, wq: Workqueue) -> None:
+    def drain_workqueue(self, wq: Workqueue) -> Any:
         """Flush until ``wq`` is empty, including items its own items queue."""
-        self._outside_only(f"drain_workqueue({wq.name})")
         while any(i != f for i, f in zip(wq.inserted, wq.finished, strict=True)):
             self.flush_workqueue(wq)
+        return self._ready(self.engine.current_cpu, None)
 
     def destroy_workqueue(self, wq: Workqueue) -> None:
         """Drain ``wq`` and stop its threads."""
@@ -412,7 +411,7 @@ class WorkqueueMixin(KernelBase):
             cast("KernelCore", self)._wake_up_process(t)
 
 
-def _worker_body(k: KernelCore, wq: Workqueue, i: int) -> Callable[[], Flow]:
+def _worker_body(k: KernelCore, wq: Workqueue, i: int) -> Callable[[], None]:
     return lambda: worker_thread(k, wq, i)
 
 

@@ -40,7 +40,6 @@ from irqflow.core.sync import Completion
 from irqflow.core.tasklet import TASKLET_STATE_RUN, TASKLET_STATE_SCHED, Tasklet
 from irqflow.core.workqueue import WORK_STRUCT_PENDING, Work, Workqueue
 from irqflow.devices.sim import Source
-from irqflow.engine.real import _resolve
 
 if TYPE_CHECKING:
     from irqflow.engine.real import RealEngine
@@ -124,9 +123,9 @@ class _Selector:
                 self._watching[fd] = src
 
     def _main(self) -> None:
-        from irqflow.engine.real import _set_os_thread_name
+        from irqflow.engine.real import set_os_thread_name
 
-        _set_os_thread_name("irqflow-selector")
+        set_os_thread_name("irqflow-selector")
         while not self._closed:
             self._sync()
             for key, _ in self.sel.select(timeout=0.5):
@@ -386,6 +385,11 @@ class SignalSource(Source):
         self._sel._signals.pop(self.signum, None)
         if threading.current_thread() is threading.main_thread():
             signal.signal(self.signum, self._old)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class AsyncioBridge:

@@ -1,44 +1,53 @@
-"""The sim engine: deterministic virtual time in integer nanoseconds.
+"""The sim engine: deterministic virtual time in integer nanoseconds, on greenlets.
 
 Theory of operation
 -------------------
-One event heap holds everything that happens at a known time: the end of a CPU's busy
-segment, a device callback (``call_at``), a tick, a sleeping task's wake-up.  Entries are
-``(time, seq, fn, a, b)``; ``seq`` is a global insertion counter, so the order is total
-and documented: **earlier time first, then first scheduled first**.  Nothing else (no
-hash order, no wall clock) influences a run, so the same scenario and seed give the same
-trace, byte for byte.
+**One heap, one order.**  The heap holds everything that happens at a known time: the
+end of a CPU's busy time, a device callback (``call_at``), a tick, a timed wake-up.
+Entries are ``(time, seq, fn, a, b)``; ``seq`` is a global insertion counter, so the
+order is total and documented: *earlier time first, then first scheduled first*.
+Nothing else (no hash order, no wall clock) influences a run, so the same scenario and
+seed give the same trace, byte for byte.  The loop that pops it, :meth:`SimEngine.run`,
+runs in the *hub*: the greenlet that called ``run()``.
 
-Each CPU has a stack of frames (generators).  The bottom frame is the current task's
-body; taking an interrupt pushes a ``do_irq`` frame on top (the saved context is simply
-the frame below, with its remaining CPU time), and the pop when it returns restores it.
-A frame's effect is interpreted by :meth:`SimEngine._run_cpu`:
+**Contexts are greenlets.**  Every task (the idle task of each CPU, ``ksoftirqd/N``,
+workers, IRQ threads, kernel threads) is a greenlet running the task's plain body.  A CPU
+runs whatever its current task's greenlet is running: process-context code, or interrupt
+and softirq code nested on top of it (an interrupt is a plain call from the point the
+task was interrupted: the frames below it are stage 1's saved registers).
 
-* ``Busy(ns)`` and the CPU time charged by a ``Run`` become *segments*
-  ``[ns, category, irqs_on]``.  A segment occupies the CPU; if an interrupt arrives while
-  the segment has IRQs on, the segment is split: the elapsed part is accounted, the
-  remainder waits under the new frame.  With IRQs off the interrupt waits in the CPU's
-  request register until the next boundary where IRQs are on.
-* Driver code (``Run``) executes at the *start* of its segment, in zero virtual time; the
-  time it charged with ``udelay`` is then replayed as segments.
-* Fast path: if a segment ends before the next heap event, nothing can interrupt it, so
-  the CPU jumps straight to its end without touching the heap.
+**Time moves inside the code.**  ``busy(c, ns)`` (``udelay``, the kernel's path costs)
+advances the clock in place: if no event is due before its end, ``now`` jumps there and
+the code goes on without a switch (the fast path).  Otherwise the CPU records the
+segment, pushes its end on the heap and switches to the hub.  When the hub reaches the
+end, it switches back and the call returns.  If an interrupt is delivered to the CPU
+first and the segment runs with IRQs on, the hub switches back early: the elapsed part is
+accounted, the interrupt is taken right there, nested, and the rest of the time is spent
+after it.  So ``k.now()`` is exact inside driver code, side effects happen when the code
+reaches them, and an interrupt is taken at its arrival time, to the nanosecond.
 
-CPU time is accounted per category (user, system, irq, softirq, idle) at every segment
-end or split and while halted, so the categories of a CPU add up to elapsed time exactly.
+**Switching tasks** (blocking, preemption) switches greenlets directly on the same CPU;
+the hub only ever enters a CPU through its current task.  A CPU with nothing to run halts
+in its idle task, which switches to the hub until an interrupt or a wake-up.
+
+CPU time is accounted per category (user, system, irq, softirq, idle) at the end of each
+busy segment or its interruption and while halted, so a CPU's categories add up to the
+elapsed time exactly.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from greenlet import GreenletExit, getcurrent, greenlet
+
+from irqflow.core import cpu as cpumod
+from irqflow.core.constants import HARDIRQ_MASK, SOFTIRQ_OFFSET
 from irqflow.core.cpu import (
-    BH_ENABLE,
     IDLE,
-    INTERRUPT_MASK,
     IRQ,
     LOCAL_TIMER_VECTOR,
     RESCHEDULE_VECTOR,
@@ -47,50 +56,23 @@ from irqflow.core.cpu import (
     USER,
     Cpu,
 )
-from irqflow.core.effects import (
-    BLOCK,
-    COND_RESCHED,
-    IRQS_OFF,
-    IRQS_ON,
-    Busy,
-    Run,
-    Sleep,
-    WaitUntil,
-)
-from irqflow.core.effects import IDLE as IDLE_EFFECT
-from irqflow.core.entry import do_irq, do_local_timer, do_reschedule_ipi
+from irqflow.core.entry import take_pending_irqs
 from irqflow.core.errors import InternalError, IrqflowError
-from irqflow.core.sched import RUNNING, SLEEPING, Task
-from irqflow.core.softirq import do_softirq
+from irqflow.core.kthread import Marker
+from irqflow.core.sched import RUNNING, Task
 
 if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
-Flow = Generator[Any, Any, Any]
-TASK, IRQ_FRAME, NESTED = 0, 1, 2
 INF = float("inf")
 #: how far ahead of now a blocking call from outside the machine may push virtual time
 WAIT_LIMIT_NS = 60 * 1_000_000_000
 
 
-class Frame:
-    """One activation on a CPU's stack: a generator plus the busy time it still owes."""
-
-    __slots__ = ("final_on", "final_pc", "gen", "kind", "saved_on", "segs", "value")
-
-    def __init__(self, gen: Flow, kind: int = 0) -> None:
-        #: None once an interrupt frame's flow has returned and it pays its exit cost
-        self.gen: Flow | None = gen
-        self.segs: list[list[Any]] = []
-        self.value: Any = None
-        #: the IRQ flag and preempt_count once the owed segments are replayed
-        self.final_on = True
-        self.final_pc = 0
-        self.saved_on = True
-        #: TASK (a task's body), IRQ (an interrupt: entry/exit cost, iret on pop) or
-        #: NESTED (a kernel flow run on top of the current frame, e.g. softirqs at
-        #: local_bh_enable)
-        self.kind = kind
+#: what the hub sends a CPU it switches back into before its busy time is over
+INTERRUPTED = Marker("INTERRUPTED")
+#: what a task's greenlet returns to the hub when its body has returned
+EXITED = Marker("EXITED")
 
 
 class SimCpu:
@@ -100,54 +82,85 @@ class SimCpu:
         "busy",
         "halted",
         "idle_since",
-        "running",
+        "lockup_reported",
+        "seg_cat",
+        "seg_on",
         "seg_start",
-        "stack",
         "tick_armed",
         "token",
+        "touched",
     )
 
     def __init__(self) -> None:
-        self.stack: list[Frame] = []
+        #: bumped whenever a busy segment ends early: its end event on the heap is stale
         self.token = 0
-        self.seg_start = 0
+        #: suspended in ``busy`` (its end is on the heap); with IRQs on (``seg_on``) an
+        #: interrupt may cut it short
         self.busy = False
+        self.seg_on = False
+        self.seg_start = 0
+        self.seg_cat = SYSTEM
+        #: suspended in ``halt`` (idle)
+        self.halted = False
         self.idle_since = 0
         self.tick_armed = False
-        self.running = False
+        #: the last moment the watchdog thread could have run on this CPU: a switch, idle,
+        #: or a tick that found the CPU preemptible (the soft-lockup detector)
+        self.touched = 0
+        self.lockup_reported = False
+
+
+class SimTask:
+    """The sim engine's per-task state: its greenlet and its pending timed wake-up."""
+
+    __slots__ = ("glet", "sleep_token")
+
+    def __init__(self, glet: greenlet) -> None:
+        self.glet = glet
+        self.sleep_token = 0
 
 
 class SimEngine:
     """Virtual time.  See the module docstring."""
 
-    #: a wait in a plain process-context function cannot suspend it: make it async def
-    blocking_tasks = False
     wall_clock = False
+    models_path_costs = True
+    runs_scheduler = True
+    #: the core calls driver code directly (nothing to release around it)
+    direct_calls = True
     #: one thread drives the whole machine: nothing to lock
     lock: AbstractContextManager[Any] = nullcontext()
 
     def __init__(self, kernel: KernelCore) -> None:
         self.k = kernel
         self.now = 0
+        #: the CPU whose code runs now (None in the hub: between events, callbacks)
         self.current_cpu: Cpu | None = None
         self._heap: list[tuple[int, int, Callable[[Any, Any], None], Any, Any]] = []
         self._seq = 0
         self._until: float = INF
         self._running = False
-        #: kernel threads waiting in a blocking call: (predicate, task)
-        self._waiters: list[tuple[Callable[[], bool], Task]] = []
+        #: (predicate, wake-up): checked wherever state may have changed before time moves
+        self._waiters: list[tuple[Callable[[], bool], Callable[[], object]]] = []
+        #: an outside wait is over: CPUs hand control back to the hub at once
+        self._stop = False
+        self._hub: greenlet | None = None
+        self._tasks: list[Task] = []
         self._period = kernel.config.tick_period_ns
-        self._entry_ns = kernel.config.irq_entry_ns
-        self._exit_ns = kernel.config.irq_exit_ns
+        self._lockup_ns = kernel.config.softlockup_thresh_ns
 
     # ------------------------------------------------------------------ setup
     def add_task(self, t: Task) -> None:
-        t.engine_state = Frame(t.body())
+        glet = greenlet(run=lambda *_: self._task_main(t))
+        if self._hub is not None:
+            glet.parent = self._hub
+        t.engine_state = SimTask(glet)
+        self._tasks.append(t)
 
     def boot(self) -> None:
         for c in self.k.cpus:
             st = SimCpu()
-            st.stack.append(c.idle_task.engine_state)
+            st.halted = True
             c.engine_state = st
             if len(c.rq):
                 self._push(self.now, self._resume, c, None)
@@ -156,14 +169,31 @@ class SimEngine:
         heapq.heappush(self._heap, (t, self._seq, fn, a, b))
         self._seq += 1
 
+    def _become_hub(self, what: str) -> None:
+        if self._running:
+            raise IrqflowError(
+                f"{what} was called from inside the machine (driver code or a call_at "
+                "callback); call it between runs, from the script that drives the machine"
+            )
+        hub = getcurrent()
+        if hub is not self._hub:
+            self._hub = hub
+            self._tasks = [t for t in self._tasks if t.state != "X"]
+            for t in self._tasks:
+                glet = t.engine_state.glet
+                if not glet.dead:
+                    glet.parent = hub
+        self._running = True
+
     # ------------------------------------------------------------------ driving
     def run(self, until: int | None = None) -> None:
         """Advance virtual time to ``until`` (or until nothing is left to do)."""
-        if self._running:
-            raise IrqflowError("run() was called from inside the machine (a handler or callback)")
-        if until is not None and until < self.now:
-            raise IrqflowError(f"run(until={until}): that is in the past (now is {self.now} ns)")
-        self._running = True
+        if until is not None and (
+            not isinstance(until, int) or isinstance(until, bool) or until < self.now
+        ):
+            bad = "that is in the past" if isinstance(until, int) else "give an int of ns"
+            raise IrqflowError(f"run(until={until!r}): {bad} (now is {self.now} ns)")
+        self._become_hub("run()")
         self._until = INF if until is None else until
         heap = self._heap
         try:
@@ -178,15 +208,14 @@ class SimEngine:
             self._until = INF
 
     def wait_until(self, pred: Callable[[], bool], what: str) -> None:
-        """Advance virtual time until ``pred()`` holds (a blocking call from outside)."""
-        if self._running:
-            raise IrqflowError(
-                f"{what} would block inside run() (called from a call_at callback); "
-                "call it between runs"
-            )
+        """Advance virtual time until ``pred()`` holds (a blocking call from outside).
+        The CPUs check it wherever the machine's state may change, so the call returns
+        at the moment it came true."""
+        self._become_hub(what)
         deadline = self.now + WAIT_LIMIT_NS
         heap = self._heap
-        self._running = True
+        waiter = (pred, self._outside_done)
+        self._waiters.append(waiter)
         try:
             while not pred():
                 if not heap:
@@ -201,16 +230,26 @@ class SimEngine:
                     )
                 t, _, fn, a, b = heapq.heappop(heap)
                 self.now = t
-                fn(a, b)  # waiters are checked where code runs, as in run()
+                fn(a, b)
         finally:
+            self._stop = False
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
             self._running = False
 
+    def _outside_done(self) -> None:
+        self._stop = True
+
+    def add_waiter(self, pred: Callable[[], bool], wake: Callable[[], object]) -> None:
+        self._waiters.append((pred, wake))
+
     def _check_waiters(self) -> None:
-        ready = [w for w in self._waiters if w[0]()]
+        waiters = self._waiters
+        ready = [w for w in waiters if w[0]()]
         if ready:
-            self._waiters = [w for w in self._waiters if w not in ready]
-            for _, task in ready:
-                self.k._wake_up_process(task)
+            self._waiters = [w for w in waiters if w not in ready]
+            for _, wake in ready:
+                wake()
 
     def call_at(self, t_ns: int, fn: Callable[..., Any], *args: Any) -> None:
         self._push(t_ns, self._callback, fn, args)
@@ -220,308 +259,119 @@ class SimEngine:
         if self._waiters:
             self._check_waiters()  # the outside world (a device) may have ended a wait
 
-    # ------------------------------------------------------------------ CPU wakeups
-    def deliver(self, c: Cpu) -> None:
-        """An interrupt was put in ``c``'s request register."""
-        st: SimCpu = c.engine_state
-        if st.running:
-            return  # the CPU's own loop sees it at its next boundary with IRQs on
-        # Always through the heap: a CPU run may jump time forward (the fast path), and
-        # the caller (a device callback, another CPU) must not see its clock move.
-        self._push(self.now, self._deliver_evt, c, None)
-
-    def _deliver_evt(self, c: Cpu, _: Any) -> None:
-        st: SimCpu = c.engine_state
-        if st.running or not c.irr:
-            return
-        if c.halted:
-            self._leave_idle(c, st)
-            self._run_cpu(c)
-        elif st.busy:
-            f = st.stack[-1]
-            seg = f.segs[0]
-            if seg[2]:  # the running segment has IRQs on: split it
-                elapsed = self.now - st.seg_start
-                self._account(c, seg[1], elapsed)
-                seg[0] -= elapsed
-                st.token += 1
-                st.busy = False
-                self._run_cpu(c)
-
-    def kick(self, c: Cpu) -> None:
-        """A task became runnable on ``c`` (and maybe set need_resched)."""
-        st: SimCpu = c.engine_state
-        if st.running:
-            return
-        if c.halted:
-            self._push(self.now, self._resume, c, None)
-        elif c.need_resched and RESCHEDULE_VECTOR not in c.irr:
-            c.irr[RESCHEDULE_VECTOR] = None  # the reschedule IPI
-            self.deliver(c)
-
-    def _resume(self, c: Cpu, _: Any) -> None:
-        st: SimCpu = c.engine_state
-        if st.running or not c.halted:
-            return
-        self._leave_idle(c, st)
-        self._run_cpu(c)
-
-    def _leave_idle(self, c: Cpu, st: SimCpu) -> None:
-        c.halted = False
-        c.times[IDLE] += self.now - st.idle_since
-        self.ensure_tick(c)
-
-    def ensure_tick(self, c: Cpu) -> None:
-        """Keep ``c``'s tick running (a timer was armed on it)."""
-        st: SimCpu = c.engine_state
-        if not st.tick_armed:
-            st.tick_armed = True
-            self._push((self.now // self._period + 1) * self._period, self._tick, c, None)
-
-    def _tick(self, c: Cpu, _: Any) -> None:
-        st: SimCpu = c.engine_state
-        if c.halted and not c.timers:
-            st.tick_armed = False  # NO_HZ idle: the tick stops on an idle CPU
-            return
-        self._push(self.now + self._period, self._tick, c, None)
-        c.irr[LOCAL_TIMER_VECTOR] = None
-        self._deliver_evt(c, None)
-
-    def _seg_end(self, c: Cpu, token: int) -> None:
-        st: SimCpu = c.engine_state
-        if token != st.token:
-            return  # the segment was split by an interrupt; this end is stale
-        st.busy = False
-        f = st.stack[-1]
-        seg = f.segs.pop(0)
-        self._account(c, seg[1], seg[0])
-        if not f.segs:
-            c.irqs_on = f.final_on
-            c.preempt_count = f.final_pc
-        self._run_cpu(c)
-
-    # ------------------------------------------------------------------ accounting
-    def _account(self, c: Cpu, cat: str, ns: int) -> None:
-        c.times[cat] += ns
-        if cat in (USER, SYSTEM) or (cat == SOFTIRQ and c.current.is_ksoftirqd):
-            cur = c.current
-            if cur is not c.idle_task:
-                c.rq.account(cur, ns)
-
-    def cpu_times(self, c: Cpu) -> dict[str, int]:
-        times = dict(c.times)
-        st: SimCpu = c.engine_state
-        if c.halted:
-            times[IDLE] += self.now - st.idle_since
-        elif st.busy:
-            seg = st.stack[-1].segs[0]
-            times[seg[1]] += self.now - st.seg_start
-        return times
-
-    # ------------------------------------------------------------------ the interpreter
-    def _run_cpu(self, c: Cpu) -> None:
-        st: SimCpu = c.engine_state
-        st.running = True
-        outer = self.current_cpu
+    # ------------------------------------------------------------------ entering a CPU
+    def _enter(self, c: Cpu, signal: Marker | None) -> None:
+        """Hub side: let CPU ``c`` run (its current task's greenlet) until it waits."""
         self.current_cpu = c
         try:
-            self._interpret(c, st)
+            r = c.current.engine_state.glet.switch(signal)
+            while r is EXITED:  # the task's body returned: the CPU runs its next task
+                prev = c.current
+                nxt = c.rq.pick_next() or c.idle_task
+                c.need_resched = False
+                self._switch_prep(c, prev, nxt)
+                r = nxt.engine_state.glet.switch(None)
         finally:
-            st.running = False
-            self.current_cpu = outer
+            self.current_cpu = None
 
-    def _interpret(self, c: Cpu, st: SimCpu) -> None:
-        k = self.k
-        stack = st.stack
-        heap = self._heap
-        account = self._account
-        times = c.times
-        while True:
-            if c.irqs_on and c.irr:
-                self._take_irq(c, st)
-                continue
-            f = stack[-1]
-            segs = f.segs
-            if segs:
-                seg = segs[0]
-                on = seg[2]
-                c.preempt_count = seg[3]
-                if on is not c.irqs_on:
-                    c.irqs_on = on
-                    if on and c.irr:
-                        continue
-                if not seg[0]:
-                    self._marker(c, st, f, seg)
-                    continue
-                end = self.now + seg[0]
-                if end <= self._until and (not heap or end < heap[0][0]):
-                    # nothing can happen before this segment ends: jump to its end
-                    cat = seg[1]
-                    if cat == IRQ or (cat == SOFTIRQ and not c.current.is_ksoftirqd):
-                        times[cat] += seg[0]  # interrupt time: no task runtime to update
-                    else:
-                        account(c, cat, seg[0])
-                    self.now = end
-                    del segs[0]
-                    if not segs:
-                        c.irqs_on = f.final_on
-                        c.preempt_count = f.final_pc
-                    continue
-                st.token += 1
-                st.seg_start = self.now
-                st.busy = True
-                heapq.heappush(heap, (end, self._seq, self._seg_end, c, st.token))
-                self._seq += 1
-                return
-            gen = f.gen
-            if gen is None:
-                self._pop(c, st, f, None)
-                continue
-            try:
-                eff = gen.send(f.value)
-            except StopIteration as stop:
-                if f.kind == IRQ_FRAME and self._exit_ns:
-                    # register restore and iret: the exit cost, then the pop
-                    f.gen = None
-                    f.segs = [[self._exit_ns, IRQ, False, c.preempt_count]]
-                    f.final_on = False
-                    f.final_pc = c.preempt_count
-                    continue
-                self._pop(c, st, f, stop.value)
-                continue
-            f.value = None
-            if self._waiters:
-                # the flow (or the driver code it ran) may have ended a wait: wake the
-                # waiter now, not at the next heap event, so that when a run is cut into
-                # slices (run_for steps) the machine still does exactly the same
-                self._check_waiters()
-            tp = type(eff)
-            if tp is Run:
-                charges: list[list[Any]] = []
-                c.charges = charges
-                if eff.cost:
-                    c.charge(eff.cost)
-                f.value = k._call_user(c, eff)
-                if self._waiters:
-                    self._check_waiters()  # at the time the code ran
-                if charges:
-                    f.final_on = c.irqs_on
-                    f.final_pc = c.preempt_count
-                    c.irqs_on = charges[0][2]
-                    c.preempt_count = charges[0][3]
-                    f.segs = charges
-            elif tp is Busy:
-                if eff.irqs_on is not None:
-                    c.irqs_on = eff.irqs_on
-                if eff.ns > 0:
-                    pc = c.preempt_count
-                    f.segs = [[eff.ns, eff.cat or c.category(), c.irqs_on, pc]]
-                    f.final_on = c.irqs_on
-                    f.final_pc = pc
-            elif eff is IRQS_ON:
-                c.irqs_on = True
-            elif eff is IRQS_OFF:
-                c.irqs_on = False
-            elif eff is IDLE_EFFECT:
-                if c.need_resched or c.rq.fair or c.rq.rt:
-                    self._schedule(c, st)
-                    continue
-                c.halted = True
-                st.idle_since = self.now
-                return
-            elif eff is BLOCK:
-                self._sleep(c, st)
-            elif eff is COND_RESCHED:
-                if c.need_resched:
-                    self._schedule(c, st)
-            elif tp is Sleep:
-                task = c.current
-                self._push(self.now + eff.ns, self._timeout, task, None)
-                self._sleep(c, st)
-            elif tp is WaitUntil:
-                # a wake-up may have come while the step's CPU time was replayed: like
-                # schedule() after a wake_up that set the task running again, do not sleep
-                if not eff.pred():
-                    self._waiters.append((eff.pred, c.current))
-                    self._sleep(c, st)
-            else:
-                raise InternalError(f"a kernel flow yielded {eff!r}, which is not an effect")
-
-    def _marker(self, c: Cpu, st: SimCpu, f: Frame, seg: list[Any]) -> None:
-        """A 0-ns segment: a ``local_bh_enable`` inside replayed driver code."""
-        del f.segs[0]
-        if not f.segs:
-            c.irqs_on = f.final_on
-            c.preempt_count = f.final_pc
-        if seg[1] == BH_ENABLE and c.softirq_pending and not seg[3] & INTERRUPT_MASK:
-            nested = Frame(do_softirq(self.k, c), NESTED)
-            nested.final_on = c.irqs_on  # what the frame below continues with
-            nested.final_pc = c.preempt_count
-            c.preempt_count = seg[3]  # local_bh_enable still holds one preempt count
-            st.stack.append(nested)
-
-    def _take_irq(self, c: Cpu, st: SimCpu) -> None:
-        irr = c.irr
-        vector = next(iter(irr))
-        t_presented = irr.pop(vector)
-        k = self.k
-        if vector >= 0:
-            gen = do_irq(k, c, vector, t_presented)
-        elif vector == LOCAL_TIMER_VECTOR:
-            gen = do_local_timer(k, c)
+    def _task_main(self, t: Task) -> Any:
+        c = self.current_cpu
+        assert c is not None
+        if t is c.idle_task:
+            self._leave_idle(c, c.engine_state)
         else:
-            gen = do_reschedule_ipi(k, c, "RES" if vector == RESCHEDULE_VECTOR else "IWI")
-        f = Frame(gen, IRQ_FRAME)
-        f.saved_on = c.irqs_on
-        f.final_on = False
-        f.final_pc = c.preempt_count
-        if self._entry_ns:
-            # vector stub and register save: the CPU's cost of taking the interrupt
-            f.segs = [[self._entry_ns, IRQ, False, c.preempt_count]]
-        c.irqs_on = False  # the interrupt gate clears IF
-        st.stack.append(f)
+            self._switched_in(c)
+        t.result = t.body()
+        c = self.current_cpu
+        assert c is not None
+        t.state = "X"
+        c.rq.dequeue(t)
+        return EXITED
 
-    def _pop(self, c: Cpu, st: SimCpu, f: Frame, value: Any) -> None:
-        stack = st.stack
-        if f.kind == NESTED:
-            stack.pop()
-            c.irqs_on = f.final_on
-            c.preempt_count = f.final_pc
-            return
-        if f.kind == IRQ_FRAME:
-            stack.pop()
-            c.irqs_on = f.saved_on  # iret restores the interrupted context's flag
-            if len(stack) == 1 and c.need_resched and c.preempt_count == 0 and c.irqs_on:
-                self._schedule(c, st)  # preemption on return from interrupt
-            return
-        task = c.current
-        if task is c.idle_task:
-            raise InternalError("the idle task returned")
-        task.state = "X"
-        task.result = value
-        c.rq.dequeue(task)
-        self._schedule(c, st)
+    # ------------------------------------------------------------------ the contract
+    def busy(self, c: Cpu, ns: int, cat: str | None = None) -> None:
+        if self._waiters:
+            self._check_waiters()
+        if cat is None:
+            pc = c.preempt_count
+            cat = IRQ if pc & HARDIRQ_MASK else SOFTIRQ if pc & SOFTIRQ_OFFSET else c.current.acct
+        while True:
+            if c.irr and c.irqs_on:
+                take_pending_irqs(self.k, c)
+            if ns <= 0:
+                return
+            end = self.now + ns
+            heap = self._heap
+            if end <= self._until and (not heap or end < heap[0][0]) and not self._stop:
+                # nothing can happen before this time is over: jump to its end
+                self._account(c, cat, ns)
+                self.now = end
+                return
+            hub = self._hub
+            if hub is None or self.current_cpu is not c:
+                raise GreenletExit  # a greenlet being collected: unwind without time
+            st: SimCpu = c.engine_state
+            st.token += 1
+            heapq.heappush(heap, (end, self._seq, self._seg_end, c, st.token))
+            self._seq += 1
+            start = self.now
+            st.seg_start = start
+            st.seg_cat = cat
+            st.seg_on = c.irqs_on
+            st.busy = True
+            signal = hub.switch()
+            st.busy = False
+            elapsed = self.now - start
+            self._account(c, cat, elapsed)
+            ns -= elapsed
+            if signal is not INTERRUPTED:
+                return
 
-    def _sleep(self, c: Cpu, st: SimCpu) -> None:
-        if len(st.stack) != 1:
-            raise InternalError("a task tried to sleep from interrupt context")
-        task = c.current
-        task.state = SLEEPING
-        c.rq.dequeue(task)
-        if task.wq_worker is not None:
-            self.k._wq_worker_sleeping(task)
-        self._schedule(c, st)
+    def irqs_enabled(self, c: Cpu) -> None:
+        take_pending_irqs(self.k, c)
 
-    def _timeout(self, task: Task, _: Any) -> None:
-        self.k._wake_up_process(task)
+    def halt(self, c: Cpu) -> None:
+        if self._waiters:
+            self._check_waiters()
+        st: SimCpu = c.engine_state
+        if not c.irr:
+            hub = self._hub
+            if hub is None or self.current_cpu is not c:
+                raise GreenletExit
+            c.halted = st.halted = True
+            st.idle_since = st.touched = self.now
+            st.lockup_reported = False
+            hub.switch()
+            self._leave_idle(c, st)
+        take_pending_irqs(self.k, c)
 
-    def _schedule(self, c: Cpu, st: SimCpu) -> None:
+    def _leave_idle(self, c: Cpu, st: SimCpu) -> None:
+        c.halted = st.halted = False
+        c.times[IDLE] += self.now - st.idle_since
+        st.touched = self.now
+        self.ensure_tick(c)
+
+    def schedule(self, c: Cpu) -> None:
+        if self._waiters:
+            self._check_waiters()
         prev = c.current
-        rq = c.rq
-        nxt = rq.pick_next() or c.idle_task
+        nxt = c.rq.pick_next() or c.idle_task
         c.need_resched = False
         if nxt is prev:
+            if prev.state != RUNNING and prev is not c.idle_task:
+                raise InternalError(f"schedule(): {prev.comm} is asleep but was picked")
             return
+        if self._hub is None or self.current_cpu is not c:
+            raise GreenletExit
+        self._switch_prep(c, prev, nxt)
+        nxt.engine_state.glet.switch(None)
+        # picked again, on this CPU or (an IRQ thread) another one
+        here = self.current_cpu
+        assert here is not None
+        self._switched_in(here)
+
+    def _switch_prep(self, c: Cpu, prev: Task, nxt: Task) -> None:
+        """The bookkeeping of a context switch on ``c`` (``__schedule``)."""
         k = self.k
         if k.tracing:
             if prev is c.idle_task:
@@ -545,46 +395,135 @@ class SimEngine:
             )
         prev.saved_pc = c.preempt_count
         prev.saved_irqs_on = c.irqs_on
+        prev.saved_running = c.running
         c.nr_switches += 1
         c.current = nxt
         nxt.exec_start_sum = nxt.sum_exec
-        frame: Frame = nxt.engine_state
-        st.stack[0] = frame
         c.preempt_count = nxt.saved_pc
         c.irqs_on = nxt.saved_irqs_on
-        cost = k.config.context_switch_ns
-        if cost:
-            if not frame.segs:
-                frame.final_on = c.irqs_on
-                frame.final_pc = c.preempt_count
-            frame.segs.insert(0, [cost, SYSTEM, c.irqs_on, c.preempt_count])
+        c.running = nxt.saved_running
+        st: SimCpu = c.engine_state
+        st.touched = self.now
+        st.lockup_reported = False
 
-    # ------------------------------------------------------------------ inline flows
-    def run_inline(self, c: Cpu, flow: Flow) -> None:
-        """Run a kernel flow inside the driver call that triggered it (``local_bh_enable``
-        running softirqs): its CPU time is charged to that call."""
+    def _switched_in(self, c: Cpu) -> None:
+        """The task switched to pays the context switch."""
+        cost = self.k._switch_ns
+        if cost:
+            self.busy(c, cost, SYSTEM)
+
+    def sleep_until(self, c: Cpu, t_ns: int) -> None:
+        task = c.current
+        ts: SimTask = task.engine_state
+        ts.sleep_token += 1
+        self._push(t_ns, self._timeout, task, ts.sleep_token)
+        self.k._block(c)
+
+    def _timeout(self, task: Task, token: int) -> None:
+        if task.engine_state.sleep_token == token:
+            self.k._wake_up_process(task)
+
+    def call_driver(self, c: Cpu, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        return fn(*args)
+
+    # ------------------------------------------------------------------ hub events
+    def deliver(self, c: Cpu) -> None:
+        """An interrupt was put in ``c``'s request register."""
+        if self.current_cpu is c:
+            return  # the CPU's own code takes it at its next boundary with IRQs on
+        # Always through the heap: a CPU run may jump time forward (the fast path), and
+        # the caller (a device callback, another CPU) must not see its clock move.
+        self._push(self.now, self._deliver_evt, c, None)
+
+    def _deliver_evt(self, c: Cpu, _: Any) -> None:
+        st: SimCpu = c.engine_state
+        if not c.irr:
+            return
+        if st.halted:
+            self._enter(c, None)
+        elif st.busy and st.seg_on:
+            st.token += 1  # its end on the heap is stale now
+            self._enter(c, INTERRUPTED)
+        # else: IRQs are off; it is taken where they go back on
+
+    def kick(self, c: Cpu, t: Task) -> None:
+        """A task became runnable on ``c`` (and maybe set need_resched)."""
+        if self.current_cpu is c:
+            return  # its idle loop or the return from interrupt sees it
+        st: SimCpu = c.engine_state
+        if st.halted:
+            self._push(self.now, self._resume, c, None)
+        elif c.need_resched and RESCHEDULE_VECTOR not in c.irr:
+            c.irr[RESCHEDULE_VECTOR] = None  # the reschedule IPI
+            self.deliver(c)
+
+    def _resume(self, c: Cpu, _: Any) -> None:
+        st: SimCpu = c.engine_state
+        if st.halted:
+            self._enter(c, None)
+
+    def _seg_end(self, c: Cpu, token: int) -> None:
+        st: SimCpu = c.engine_state
+        if token == st.token and st.busy:
+            self._enter(c, None)
+
+    def ensure_tick(self, c: Cpu) -> None:
+        """Keep ``c``'s tick running (it left idle, or a timer was armed on it)."""
+        st: SimCpu = c.engine_state
+        if not st.tick_armed:
+            st.tick_armed = True
+            self._push((self.now // self._period + 1) * self._period, self._tick, c, None)
+
+    def _tick(self, c: Cpu, _: Any) -> None:
+        st: SimCpu = c.engine_state
+        if st.halted and not c.timers:
+            st.tick_armed = False  # NO_HZ idle: the tick stops on an idle CPU
+            return
+        self._push(self.now + self._period, self._tick, c, None)
+        if not st.halted:
+            self._watchdog(c, st)
+        c.irr[LOCAL_TIMER_VECTOR] = None
+        self._deliver_evt(c, None)
+
+    def _watchdog(self, c: Cpu, st: SimCpu) -> None:
+        """The soft-lockup detector.  The kernel's watchdog thread (SCHED_FIFO 99) runs
+        whenever the CPU is preemptible; a CPU that stays unpreemptible (atomic context,
+        or kernel code that never yields under preempt_model none/voluntary) for
+        ``softlockup_thresh_ns`` is stuck: report it once per stuck stretch."""
         k = self.k
-        value: Any = None
-        while True:
-            try:
-                eff = flow.send(value)
-            except StopIteration:
-                return
-            value = None
-            tp = type(eff)
-            if tp is Busy:
-                if eff.irqs_on is not None:
-                    c.irqs_on = eff.irqs_on
-                c.charge(eff.ns)
-            elif tp is Run:
-                if eff.cost:
-                    c.charge(eff.cost)
-                value = k._call_user(c, eff)
-                if self._waiters:
-                    self._check_waiters()
-            elif eff is IRQS_ON:
-                c.irqs_on = True
-            elif eff is IRQS_OFF:
-                c.irqs_on = False
-            else:
-                raise InternalError(f"{eff!r} cannot run inline")
+        if not c.preempt_count and c.irqs_on and (k._preempt_kernel or c.current.acct is USER):
+            st.touched = self.now  # the watchdog thread could run here
+            st.lockup_reported = False
+            return
+        stuck = self.now - st.touched
+        if stuck < self._lockup_ns or st.lockup_reported:
+            return
+        st.lockup_reported = True
+        task = c.current
+        context = cpumod.context_name(c.preempt_count)
+        if context == "task" and (c.preempt_count or not c.irqs_on):
+            context += " (IRQs off)" if not c.irqs_on else " (preemption or BH off)"
+        where = c.running or task.comm
+        self.k.log(
+            c,
+            "emerg",
+            f"watchdog: BUG: soft lockup - CPU#{c.nr} stuck for {stuck / 1e9:.1f}s! "
+            f"[{task.comm}:{task.pid}] in {context} {where}",
+        )
+
+    # ------------------------------------------------------------------ accounting
+    def _account(self, c: Cpu, cat: str, ns: int) -> None:
+        c.times[cat] += ns
+        if cat is USER or cat is SYSTEM or (cat is SOFTIRQ and c.current.is_ksoftirqd):
+            cur = c.current
+            if cur is not c.idle_task:
+                c.rq.account(cur, ns)
+
+    def cpu_times(self, c: Cpu) -> dict[str, int]:
+        times = dict(c.times)
+        st: SimCpu = c.engine_state
+        if st.halted:
+            times[IDLE] += self.now - st.idle_since
+        elif st.busy:
+            times[st.seg_cat] += self.now - st.seg_start
+        return times

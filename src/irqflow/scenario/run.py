@@ -345,11 +345,13 @@ def _line(b: _Build, dev: dict[str, Any], st: DeviceStats) -> Any:
         if not n:
             k.udelay(0.2)  # read the status register: not this device (a shared line)
             return int(IRQ_NONE)
+        # the events pending now; those that arrive while the handler works raise the
+        # line again and are serviced by the next run
+        taken = [pending.popleft() for _ in range(n)]
         k.udelay(dev["hardirq_us"] * n)
         now = k.now()
-        for t in pending:
+        for t in taken:
             serviced.add(now - t)
-        pending.clear()
         if level and not any(b.lines[irq]):
             k.set_irq_level(irq, False)  # every device on the line is quiet now
         if tasklet is not None:

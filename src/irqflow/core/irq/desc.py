@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from irqflow.core.effects import Run
-
 # --- state bits (legend: kernel name, meaning) -------------------------------------------
 DISABLED = 1 << 0  # IRQD_IRQ_DISABLED: logically disabled (depth > 0)
 MASKED = 1 << 1  # IRQD_IRQ_MASKED: masked at the controller
@@ -52,13 +50,13 @@ class IrqAction:
     """One ``request_irq`` registration on a line."""
 
     __slots__ = (
+        "args",
         "dev_id",
         "flags",
         "forced",
         "handler",
         "irq",
         "name",
-        "run",
         "runthread",
         "secondary",
         "stopping",
@@ -84,8 +82,8 @@ class IrqAction:
         self.dev_id = dev_id
         self.thread_fn = thread_fn
         self.warned_wake = False
-        #: the effect that calls the handler (built once: the hot path allocates nothing)
-        self.run = Run(handler, (irq, dev_id), name, irq)
+        #: the handler's arguments (built once: the hot path allocates nothing)
+        self.args = (irq, dev_id)
         # threaded handlers (kernel/irq/manage.c)
         #: the IRQ thread ``irq/N-name`` (a Task), if the action has a thread_fn
         self.thread: Any = None

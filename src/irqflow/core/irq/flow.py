@@ -13,11 +13,9 @@ still-asserted line fires again when the other CPU unmasks it (invariant 33).
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD, IrqReturn
-from irqflow.core.effects import FAILED
 from irqflow.core.irq import chip
 from irqflow.core.irq.desc import (
     DISABLED,
@@ -29,12 +27,12 @@ from irqflow.core.irq.desc import (
     IrqDesc,
 )
 from irqflow.core.irq.spurious import note_interrupt
+from irqflow.core.kthread import FAILED
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
 
-Flow = Generator[Any, Any, None]
 IRQ_WAKE = int(IRQ_WAKE_THREAD)
 
 
@@ -53,7 +51,7 @@ def _defer(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
         )
 
 
-def handle_edge_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+def handle_edge_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
     desc.state &= ~REPLAY
     if desc.state & INPROGRESS:  # !irq_may_run(): running on another CPU
         _defer(k, c, desc)
@@ -71,13 +69,13 @@ def handle_edge_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
             chip.unmask(k, desc)  # a second edge masked it; let further edges in
         if replay and k.tracing:
             k.trace.emit(c, "irqflow:irq_replay", {"irq": desc.irq})
-        yield from handle_irq_event(k, c, desc)
+        handle_irq_event(k, c, desc)
         if not desc.state & PENDING or desc.state & DISABLED:
             return
         replay = True
 
 
-def handle_level_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+def handle_level_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
     chip.mask_ack(desc)
     if desc.state & INPROGRESS:
         # left masked, no PENDING: the other CPU unmasks and the line fires again
@@ -92,13 +90,13 @@ def handle_level_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
         desc.set_pending()
         return
     desc.settle_accepted(c.nr)
-    yield from handle_irq_event(k, c, desc)
+    handle_irq_event(k, c, desc)
     # cond_unmask_irq
     if not desc.state & DISABLED and desc.state & MASKED and desc.threads_oneshot == 0:
         chip.unmask(k, desc)
 
 
-def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
     """Run every action of the line with local IRQs off; OR their results."""
     if desc.state & PENDING:
         desc.consume_pending()
@@ -110,7 +108,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
     for action in tuple(desc.actions):
         if k.tracing:
             k.trace.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
-        res = yield action.run
+        res = k._call(c, action.handler, action.args, action.name, irq)
         if res.__class__ is not int:
             res = _check_return(k, c, action.name, irq, res)
         if c.irqs_on:

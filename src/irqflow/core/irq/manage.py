@@ -4,7 +4,7 @@ resend, affinity, and the hardware side (``raise_irq``, ``set_irq_level``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from irqflow.core import cpu as cpumod
@@ -48,9 +48,6 @@ from irqflow.core.irq.thread import (
     stop_threads,
 )
 
-Flow = Generator[Any, Any, None]
-
-
 if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
@@ -74,7 +71,7 @@ class IrqManageMixin(KernelBase):
             desc.lat_hardirq = self.lat.hist("hardirq", irq)
         return desc
 
-    def _flow_for(self, desc: IrqDesc) -> Callable[[KernelCore, Cpu, IrqDesc], Flow]:
+    def _flow_for(self, desc: IrqDesc) -> Callable[[KernelCore, Cpu, IrqDesc], None]:
         return handle_edge_irq if desc.trigger is EDGE else handle_level_irq
 
     # ------------------------------------------------------------------ hardware side

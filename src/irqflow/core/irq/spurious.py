@@ -6,11 +6,9 @@ A line whose handlers keep answering ``IRQ_NONE`` is "nobody cared": after a win
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from irqflow.core.constants import IRQF_SHARED, SPURIOUS_UNHANDLED_LIMIT, SPURIOUS_WINDOW
-from irqflow.core.effects import IRQS_ON, symbol_name
 from irqflow.core.irq.desc import (
     DISABLED,
     INPROGRESS,
@@ -19,13 +17,12 @@ from irqflow.core.irq.desc import (
     SPURIOUS_DISABLED,
     IrqDesc,
 )
+from irqflow.core.kthread import symbol_name
 from irqflow.core.timer import add_kernel_timer
 
 if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
-
-Flow = Generator[Any, Any, None]
 
 #: bit 31 of threads_handled_last: the verdict on a threaded event is deferred
 SPURIOUS_DEFERRED = 1 << 31
@@ -84,7 +81,7 @@ def note_interrupt(k: KernelCore, c: Cpu, desc: IrqDesc, ret: int) -> None:
     desc.irqs_unhandled = 0
 
 
-def try_one_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
+def try_one_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
     """Run a disabled shared line's actions once, on the poller's behalf (``force``)."""
     from irqflow.core.irq.flow import handle_irq_event  # flow.py imports this module
 
@@ -95,13 +92,13 @@ def try_one_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> Flow:
         return
     desc.state |= POLL_INPROGRESS
     while True:
-        yield from handle_irq_event(k, c, desc)
+        handle_irq_event(k, c, desc)
         if not desc.state & PENDING or not desc.actions:
             break
     desc.state &= ~POLL_INPROGRESS
 
 
-def poll_spurious_irqs(k: KernelCore, c: Cpu) -> Flow:
+def poll_spurious_irqs(k: KernelCore, c: Cpu) -> None:
     """``poll_spurious_irqs``: every HZ/10, run the actions of lines that "nobody cared"
     disabled, so a device sharing the line still gets served (kernel/irq/spurious.c)."""
     k._spurious_poll_armed = False
@@ -112,8 +109,8 @@ def poll_spurious_irqs(k: KernelCore, c: Cpu) -> Flow:
             continue
         polled = True
         c.irqs_on = False  # local_irq_disable()
-        yield from try_one_irq(k, c, desc)
-        yield IRQS_ON
+        try_one_irq(k, c, desc)
+        k.irq_enable(c)
     if polled:
         k._spurious_poll_armed = True
         add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)

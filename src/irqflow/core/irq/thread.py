@@ -14,7 +14,7 @@ IRQs disabled, and the softirqs it raises run at its ``local_bh_enable`` (invari
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import (
@@ -27,10 +27,9 @@ from irqflow.core.constants import (
     SOFTIRQ_DISABLE_OFFSET,
 )
 from irqflow.core.cpu import INTERRUPT_MASK, SYSTEM
-from irqflow.core.effects import BLOCK, FAILED, IRQS_ON, Run
 from irqflow.core.irq import chip
 from irqflow.core.irq.desc import DISABLED, MASKED, IrqAction, IrqDesc
-from irqflow.core.kthread import run_in_task
+from irqflow.core.kthread import FAILED
 from irqflow.core.sched import SLEEPING
 from irqflow.core.softirq import do_softirq
 
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from irqflow.core.cpu import Cpu
     from irqflow.core.kernel import KernelCore
 
-Flow = Generator[Any, Any, Any]
 
 #: sched_set_fifo(): MAX_RT_PRIO / 2
 IRQ_THREAD_RT_PRIORITY = 50
@@ -74,7 +72,6 @@ def setup_forced_threading(k: KernelCore, action: IrqAction) -> None:
     action.forced = True
     action.thread_fn = action.handler
     action.handler = default_primary
-    action.run = Run(default_primary, (action.irq, action.dev_id), action.name, action.irq)
 
 
 def start_threads(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
@@ -95,7 +92,7 @@ def start_threads(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
             )
 
 
-def _thread_body(k: KernelCore, desc: IrqDesc, action: IrqAction) -> Callable[[], Flow]:
+def _thread_body(k: KernelCore, desc: IrqDesc, action: IrqAction) -> Callable[[], None]:
     return lambda: irq_thread(k, desc, action)
 
 
@@ -125,7 +122,7 @@ def irq_wake_thread(k: KernelCore, c: Cpu, desc: IrqDesc, action: IrqAction) -> 
     desc.threads_oneshot |= action.thread_mask
     desc.threads_active += 1
     t = action.thread
-    if t.state == SLEEPING and c.nr in desc.affinity:
+    if t.state == SLEEPING and t.waiting_irq and c.nr in desc.affinity:
         t.cpu = c.nr  # wake on the CPU that took the interrupt (its affinity allows it)
     k._wake_up_process(t)
 
@@ -140,21 +137,21 @@ def irq_finalize_oneshot(k: KernelCore, desc: IrqDesc, action: IrqAction) -> Non
         chip.unmask(k, desc)
 
 
-def _forced_thread_fn(k: KernelCore, c: Cpu, desc: IrqDesc, action: IrqAction) -> Flow:
+def _forced_thread_fn(k: KernelCore, c: Cpu, desc: IrqDesc, action: IrqAction) -> int:
     """``irq_forced_thread_fn``: the hard handler, with BH and IRQs off, in the thread."""
     c.preempt_count += SOFTIRQ_DISABLE_OFFSET  # local_bh_disable()
     c.irqs_on = False  # local_irq_disable() (non-RT, since 81e2073c175b)
     assert action.thread_fn is not None
-    res = yield Run(action.thread_fn, (desc.irq, action.dev_id), action.name, desc.irq)
+    res = k._call(c, action.thread_fn, (desc.irq, action.dev_id), action.name, desc.irq)
     ret = _as_int(res)
     if ret == _HANDLED:
         desc.threads_handled += 1
     irq_finalize_oneshot(k, desc, action)
-    yield IRQS_ON  # local_irq_enable()
+    k.irq_enable(c)  # local_irq_enable()
     # local_bh_enable(): softirqs the handler raised run here, in the IRQ thread
     c.preempt_count -= SOFTIRQ_DISABLE_OFFSET - 1
     if c.softirq_pending and not c.preempt_count & INTERRUPT_MASK:
-        yield from do_softirq(k, c)
+        do_softirq(k, c)
     c.preempt_count -= 1
     return ret
 
@@ -168,22 +165,25 @@ def _as_int(res: Any) -> int:
         return int(IRQ_NONE)
 
 
-def irq_thread(k: KernelCore, desc: IrqDesc, action: IrqAction) -> Flow:
+def irq_thread(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
     """The body of ``irq/N-name`` (``irq_thread``)."""
+    task = action.thread
     while True:
+        c = k._this_cpu("irq_thread")
         while not action.runthread:  # irq_wait_for_interrupt
             if action.stopping:
                 return
-            yield BLOCK
+            task.waiting_irq = True  # the only place a wake may move it to another CPU
+            k._block(c)
+            task.waiting_irq = False
+            c = k._this_cpu("irq_thread")
         action.runthread = False
-        c = k.engine.current_cpu
-        assert c is not None
         if action.forced:
-            ret = yield from _forced_thread_fn(k, c, desc, action)
+            ret = _forced_thread_fn(k, c, desc, action)
         else:
             assert action.thread_fn is not None
-            res = yield from run_in_task(
-                k, action.thread_fn, (desc.irq, action.dev_id), f"irq/{desc.irq}-{action.name}"
+            res = k._run_in_task(
+                c, action.thread_fn, (desc.irq, action.dev_id), f"irq/{desc.irq}-{action.name}"
             )
             ret = _as_int(res)
             if ret == _HANDLED:
