@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench plots clean
+.PHONY: demo test lint typecheck unit bench bench-instructions plots clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_observe.py
 	$(BIN)/python benchmarks/bench_hooks.py
 	$(BIN)/python benchmarks/bench_real.py
+
+# instructions per simulated hard IRQ (callgrind), irqflow and the SimPy baseline
+bench-instructions: $(STAMP)
+	$(BIN)/python benchmarks/bench_callgrind.py
+	$(BIN)/python benchmarks/bench_callgrind.py --model simpy
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

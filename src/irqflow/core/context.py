@@ -4,7 +4,6 @@ bottom_half.h, kernel/softirq.c ``__local_bh_enable_ip``)."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, cast
 
 from irqflow.core import cpu as cpumod
@@ -27,6 +26,10 @@ from irqflow.core.softirq import (
 
 if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
+
+#: the longest busy-wait accepted: a day (far more is a unit mistake or an overflow)
+_MAX_DELAY_NS = 86_400 * 10**9
+_MAX_DELAY_US = _MAX_DELAY_NS // 1000
 
 
 class _IrqSave:
@@ -169,23 +172,36 @@ class ContextMixin(KernelBase):
         declares its CPU cost: the time passes inside the call (``k.now()`` moves), and
         interrupts that arrive meanwhile are taken if IRQs are on."""
         c = self.engine.current_cpu
-        if c is None:
-            c = self._this_cpu("udelay")
-        if not us >= 0 or us == math.inf:
-            raise ValueError(f"udelay({us!r}): give a finite, non-negative number of microseconds")
-        ns = int(us * 1000)
-        if ns:
-            self.engine.busy(c, ns)
+        try:
+            ok = c is not None and 0 < us < _MAX_DELAY_US
+        except TypeError:
+            ok = False
+        if ok:
+            ns = int(us * 1000)
+            if ns:
+                self.engine.busy(c, ns)  # type: ignore[arg-type]
+            return
+        self._bad_delay("udelay", us, "microseconds")
 
     def ndelay(self, ns: int) -> None:
         """Busy-wait ``ns`` nanoseconds (see :meth:`udelay`)."""
         c = self.engine.current_cpu
-        if c is None:
-            c = self._this_cpu("ndelay")
-        if not ns >= 0 or ns == math.inf:
-            raise ValueError(f"ndelay({ns!r}): give a finite, non-negative number of ns")
-        ns = int(ns)
-        if ns:
-            self.engine.busy(c, ns)
+        try:
+            ok = c is not None and 0 < ns < _MAX_DELAY_NS
+        except TypeError:
+            ok = False
+        if ok:
+            self.engine.busy(c, int(ns))  # type: ignore[arg-type]
+            return
+        self._bad_delay("ndelay", ns, "ns")
+
+    def _bad_delay(self, what: str, v: object, unit: str) -> None:
+        self._this_cpu(what)
+        if v == 0 and not isinstance(v, bool):
+            return
+        raise ValueError(
+            f"{what}({v!r}): give a finite, non-negative number of {unit} (at most "
+            f"{_MAX_DELAY_NS // 10**9} s)"
+        )
 
     in_irq = in_hardirq

@@ -78,13 +78,17 @@ def irq_exit(k: KernelCore, c: Cpu) -> None:
 
 def do_irq(k: KernelCore, c: Cpu, irq: int, t_presented: int | None = None) -> None:
     """A device interrupt on line ``irq`` (x86 ``common_interrupt``)."""
-    irq_enter(k, c, irq)
+    tracing = k.tracing
+    if tracing:
+        irq_enter(k, c, irq)
+    else:
+        c.preempt_count += HARDIRQ_OFFSET  # irq_enter() without its tracepoint
     desc = k._descs[irq]
     if t_presented is not None:
         desc.lat_raise.add(k.engine.now - t_presented)
     desc.handle_irq(k, c, desc)
     irq_exit(k, c)
-    if k.tracing:
+    if tracing:
         k.trace.emit(c, "irqflow:irq_restore", {"irq": irq})
 
 
@@ -99,6 +103,7 @@ def do_local_timer(k: KernelCore, c: Cpu) -> None:
         k.engine.busy(c, cost)
     run_local_timers(k, c)  # update_process_times: timers first, then the scheduler
     k._scheduler_tick(c)
+    k.lat.fold()  # observers' housekeeping: latency samples into their buckets
     if k.tracing:
         k.trace.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
     irq_exit(k, c)

@@ -166,8 +166,14 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
     def call_at(self, t_ns: int, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` at time ``t_ns`` in the outside world (on no CPU): the place
         for devices to raise interrupts."""
+        if t_ns.__class__ is not int or t_ns < self.engine.now or not callable(fn):
+            t_ns = self._call_at_time(t_ns, fn)
+        self.engine.call_at(t_ns, fn, *args)
+
+    def _call_at_time(self, t_ns: Any, fn: Any) -> int:
+        """``call_at``'s checks, off the hot path: the time as an int of ns."""
         if not callable(fn):
-            raise TypeError(f"call_at({t_ns}, {fn!r}): fn must be callable")
+            raise TypeError(f"call_at({t_ns!r}, {fn!r}): fn must be callable")
         if (
             not isinstance(t_ns, int | float)
             or isinstance(t_ns, bool)
@@ -178,14 +184,15 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
                 f"call_at({t_ns!r}, {getattr(fn, '__name__', fn)}): the time must be a finite "
                 "number of ns (k.now() + delay)"
             )
-        if t_ns < self.engine.now and self.engine.wall_clock:
-            t_ns = self.engine.now  # wall time moved on while the caller computed t_ns
-        elif t_ns < self.engine.now:
-            raise IrqflowError(
-                f"call_at({t_ns}): that is in the past (now is {self.engine.now} ns); "
-                "pass a time >= k.now()"
-            )
-        self.engine.call_at(int(t_ns), fn, *args)
+        now = self.engine.now
+        if t_ns < now:
+            if not self.engine.wall_clock:
+                raise IrqflowError(
+                    f"call_at({t_ns}): that is in the past (now is {now} ns); "
+                    "pass a time >= k.now()"
+                )
+            t_ns = now  # wall time moved on while the caller computed t_ns
+        return int(t_ns)
 
     # ------------------------------------------------------------------ softirqs
     def open_softirq(self, nr: int | SoftIrq, action: Callable[[], Any]) -> None:

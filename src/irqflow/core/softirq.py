@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from irqflow.core.constants import HI_SOFTIRQ, SOFTIRQ_NAMES, SOFTIRQ_OFFSET, TASKLET_SOFTIRQ
-from irqflow.core.cpu import INTERRUPT_MASK, in_interrupt
+from irqflow.core.cpu import INTERRUPT_MASK, SOFTIRQ, in_interrupt
 from irqflow.core.sched import RUNNING
 
 if TYPE_CHECKING:
@@ -68,37 +68,40 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> None:
     lat_raise, lat_run = k._lat_softirq_raise, k._lat_softirq
     runs = k._softirq_run
     flows = k._softirq_flow
+    wheres = k._softirq_where
     counts = c.softirq_counts
     tracing = k.tracing
     pending = c.softirq_pending
     c.preempt_count += SOFTIRQ_OFFSET
     while True:
         c.softirq_pending = 0  # cleared before IRQs go on (invariant 10)
-        k.irq_enable(c)  # local_irq_enable(): interrupts that waited are taken here
+        # local_irq_enable(): interrupts that waited are taken here (in busy, or at once)
+        c.irqs_on = True
         if pass_ns:
-            engine.busy(c, pass_ns)
-        nr = 0
+            engine.busy(c, pass_ns, SOFTIRQ)
+        elif c.irr:
+            engine.irqs_enabled(c)
         while pending:
-            if pending & 1:
-                counts[nr] += 1  # once per vector per pass (invariant 18)
-                t_entry = engine.now
-                lat_raise[nr].add(t_entry - c.softirq_raise_ts[nr])
-                if tracing:
-                    k.trace.emit(c, "irq:softirq_entry", {"vec": nr})
-                # a vector runs the kernel's own action, then a driver's (open_softirq)
-                flow = flows[nr]
-                if flow is not None:
-                    flow(k, c)
-                run = runs[nr]
-                if run is not None:
-                    k._call(c, run, (), k._softirq_where[nr])
-                elif flow is None:
-                    k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
-                lat_run[nr].add(engine.now - t_entry)
-                if tracing:
-                    k.trace.emit(c, "irq:softirq_exit", {"vec": nr})
-            pending >>= 1
-            nr += 1
+            low = pending & -pending  # the lowest vector first, each once (ffs())
+            pending ^= low
+            nr = low.bit_length() - 1
+            counts[nr] += 1  # once per vector per pass (invariant 18)
+            t_entry = engine.now
+            lat_raise[nr].add(t_entry - c.softirq_raise_ts[nr])
+            if tracing:
+                k.trace.emit(c, "irq:softirq_entry", {"vec": nr})
+            # a vector runs the kernel's own action, then a driver's (open_softirq)
+            flow = flows[nr]
+            if flow is not None:
+                flow(k, c)
+            run = runs[nr]
+            if run is not None:
+                k._call(c, run, (), wheres[nr])
+            elif flow is None:
+                k.log(c, "warn", f"softirq {SOFTIRQ_NAMES[nr]} raised but no action is open")
+            lat_run[nr].add(engine.now - t_entry)
+            if tracing:
+                k.trace.emit(c, "irq:softirq_exit", {"vec": nr})
         c.irqs_on = False  # local_irq_disable()
         pending = c.softirq_pending
         if not pending:

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from irqflow.core.cpu import SOFTIRQ
 from irqflow.core.errors import refuse_async
 from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
@@ -107,6 +108,7 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
     cost = k._tasklet_dispatch_ns
     busy = k.engine.busy
     tracing = k.tracing
+    lat = k.lat
     for t in items:
         if t.state & TASKLET_STATE_RUN or t.count:
             # running on another CPU (trylock failed) or disabled: requeue, no ksoftirqd
@@ -125,14 +127,14 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
             t.kill_waiting = False
             t.state |= TASKLET_STATE_SCHED
         owner, hist = t.lat
-        if owner is not k.lat:
-            hist = k.lat.hist("tasklet schedule->run", t.name)
-            t.lat = (k.lat, hist)
+        if owner is not lat:
+            hist = lat.hist("tasklet schedule->run", t.name)
+            t.lat = (lat, hist)
         hist.add(k.engine.now - t.sched_ts)
         if tracing:
             k.trace.emit(c, "irq:tasklet_entry", {"tasklet": t.name, "func": symbol_name(t.func)})
         if cost:
-            busy(c, cost)
+            busy(c, cost, SOFTIRQ)
         k._call(c, t.func, (t.data,), t.where)
         t.runs += 1
         if tracing:

@@ -64,7 +64,9 @@ from irqflow.core.sched import RUNNING, Task
 if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
-INF = float("inf")
+#: later than any time a run reaches: a sentinel that never leaves the heap, so the heap
+#: is never empty and ``heap[0]`` needs no check
+NEVER = 1 << 62
 #: how far ahead of now a blocking call from outside the machine may push virtual time
 WAIT_LIMIT_NS = 60 * 1_000_000_000
 
@@ -73,6 +75,10 @@ WAIT_LIMIT_NS = 60 * 1_000_000_000
 INTERRUPTED = Marker("INTERRUPTED")
 #: what a task's greenlet returns to the hub when its body has returned
 EXITED = Marker("EXITED")
+
+
+def _never(a: Any, b: Any) -> None:  # pragma: no cover - the sentinel never runs
+    raise InternalError("the heap's sentinel event ran")
 
 
 class SimCpu:
@@ -136,14 +142,16 @@ class SimEngine:
         self.now = 0
         #: the CPU whose code runs now (None in the hub: between events, callbacks)
         self.current_cpu: Cpu | None = None
-        self._heap: list[tuple[int, int, Callable[[Any, Any], None], Any, Any]] = []
+        self._heap: list[tuple[int, int, Callable[[Any, Any], None], Any, Any]] = [
+            (NEVER, -1, _never, None, None)
+        ]
         self._seq = 0
-        self._until: float = INF
+        #: how far the running run() may go; -1 hands control back to the hub at once
+        #: (an outside wait has ended)
+        self._until = NEVER - 1
         self._running = False
         #: (predicate, wake-up): checked wherever state may have changed before time moves
         self._waiters: list[tuple[Callable[[], bool], Callable[[], object]]] = []
-        #: an outside wait is over: CPUs hand control back to the hub at once
-        self._stop = False
         self._hub: greenlet | None = None
         self._tasks: list[Task] = []
         self._period = kernel.config.tick_period_ns
@@ -194,10 +202,10 @@ class SimEngine:
             bad = "that is in the past" if isinstance(until, int) else "give an int of ns"
             raise IrqflowError(f"run(until={until!r}): {bad} (now is {self.now} ns)")
         self._become_hub("run()")
-        self._until = INF if until is None else until
+        self._until = NEVER - 1 if until is None else until
         heap = self._heap
         try:
-            while heap and heap[0][0] <= self._until:
+            while heap[0][0] <= self._until:
                 t, _, fn, a, b = heapq.heappop(heap)
                 self.now = t
                 fn(a, b)
@@ -205,7 +213,7 @@ class SimEngine:
                 self.now = until
         finally:
             self._running = False
-            self._until = INF
+            self._until = NEVER - 1
 
     def wait_until(self, pred: Callable[[], bool], what: str) -> None:
         """Advance virtual time until ``pred()`` holds (a blocking call from outside).
@@ -218,7 +226,7 @@ class SimEngine:
         self._waiters.append(waiter)
         try:
             while not pred():
-                if not heap:
+                if heap[0][0] == NEVER:
                     raise IrqflowError(
                         f"{what} can never finish: at t={self.now} ns the machine is idle and "
                         "nothing else is scheduled"
@@ -232,13 +240,13 @@ class SimEngine:
                 self.now = t
                 fn(a, b)
         finally:
-            self._stop = False
+            self._until = NEVER - 1
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
             self._running = False
 
     def _outside_done(self) -> None:
-        self._stop = True
+        self._until = -1  # CPUs take their slow path and hand control back at once
 
     def add_waiter(self, pred: Callable[[], bool], wake: Callable[[], object]) -> None:
         self._waiters.append((pred, wake))
@@ -295,22 +303,34 @@ class SimEngine:
         if cat is None:
             pc = c.preempt_count
             cat = IRQ if pc & HARDIRQ_MASK else SOFTIRQ if pc & SOFTIRQ_OFFSET else c.current.acct
+        if c.irr and c.irqs_on:
+            take_pending_irqs(self.k, c)
+        end = self.now + ns
+        if end < self._heap[0][0] and end <= self._until:
+            # nothing can happen before this time is over: jump to its end
+            self.now = end
+            c.times[cat] += ns
+            if cat is not IRQ and (cat is not SOFTIRQ or c.current.is_ksoftirqd):
+                cur = c.current
+                if cur is not c.idle_task:
+                    c.rq.account(cur, ns)
+            return
+        self._busy_wait(c, ns, cat)
+
+    def _busy_wait(self, c: Cpu, ns: int, cat: str) -> None:
+        """The slow path of :meth:`busy`: something is due before the time is over, so
+        the CPU waits in the hub until its end (or an interrupt, then the rest)."""
+        hub = self._hub
+        if hub is None or self.current_cpu is not c:
+            raise GreenletExit  # a greenlet being collected: unwind without time
+        st: SimCpu = c.engine_state
+        heap = self._heap
         while True:
-            if c.irr and c.irqs_on:
-                take_pending_irqs(self.k, c)
-            if ns <= 0:
-                return
             end = self.now + ns
-            heap = self._heap
-            if end <= self._until and (not heap or end < heap[0][0]) and not self._stop:
-                # nothing can happen before this time is over: jump to its end
+            if end < heap[0][0] and end <= self._until:
                 self._account(c, cat, ns)
                 self.now = end
                 return
-            hub = self._hub
-            if hub is None or self.current_cpu is not c:
-                raise GreenletExit  # a greenlet being collected: unwind without time
-            st: SimCpu = c.engine_state
             st.token += 1
             heapq.heappush(heap, (end, self._seq, self._seg_end, c, st.token))
             self._seq += 1
@@ -325,6 +345,10 @@ class SimEngine:
             self._account(c, cat, elapsed)
             ns -= elapsed
             if signal is not INTERRUPTED:
+                return
+            if c.irr and c.irqs_on:
+                take_pending_irqs(self.k, c)
+            if ns <= 0:
                 return
 
     def irqs_enabled(self, c: Cpu) -> None:
@@ -342,7 +366,11 @@ class SimEngine:
             st.idle_since = st.touched = self.now
             st.lockup_reported = False
             hub.switch()
-            self._leave_idle(c, st)
+            c.halted = st.halted = False  # _leave_idle(), inlined
+            c.times[IDLE] += self.now - st.idle_since
+            st.touched = self.now
+            if not st.tick_armed:
+                self.ensure_tick(c)
         take_pending_irqs(self.k, c)
 
     def _leave_idle(self, c: Cpu, st: SimCpu) -> None:
@@ -514,7 +542,7 @@ class SimEngine:
     # ------------------------------------------------------------------ accounting
     def _account(self, c: Cpu, cat: str, ns: int) -> None:
         c.times[cat] += ns
-        if cat is USER or cat is SYSTEM or (cat is SOFTIRQ and c.current.is_ksoftirqd):
+        if cat is not IRQ and (cat is not SOFTIRQ or c.current.is_ksoftirqd):
             cur = c.current
             if cur is not c.idle_task:
                 c.rq.account(cur, ns)

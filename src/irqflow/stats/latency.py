@@ -8,7 +8,8 @@ amount of memory however long the run.  ``text()`` prints a bcc-style log2 histo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 SUB_BITS = 4
@@ -44,36 +45,75 @@ def _lower(b: int) -> int:
 
 
 class Histogram:
-    """Counts of nanosecond values in log-linear buckets."""
+    """Counts of nanosecond values in log-linear buckets.
 
-    __slots__ = ("buckets", "count", "max", "min", "total")
+    ``add`` is the bound ``append`` of a list of raw samples, so a hook costs one C call;
+    the samples are folded into the buckets when the histogram is read, or by
+    :meth:`LatencyRecorder.fold` (the kernel calls it at its tick), so memory stays
+    bounded whatever the run's length."""
+
+    __slots__ = ("_buckets", "_count", "_max", "_min", "_samples", "_total", "add")
 
     def __init__(self) -> None:
-        self.buckets: dict[int, int] = {}
-        self.count = 0
-        self.total = 0
-        self.max = 0
-        self.min = 1 << 62
+        self._buckets: dict[int, int] = {}
+        self._count = 0
+        self._total = 0
+        self._max = 0
+        self._min = 1 << 62
+        self._samples: list[int] = []
+        #: record one value (ns); negative values count as 0
+        self.add: Callable[[int], None] = self._samples.append
 
-    def add(self, v: int) -> None:
-        if v < SUB:
-            b = v if v > 0 else 0
-        else:
-            e = v.bit_length() - SUB_BITS - 1  # _bucket(), inlined: this is the hot path
-            b = (e + 1) * SUB + (v >> e) - SUB
-        buckets = self.buckets
-        buckets[b] = buckets.get(b, 0) + 1
-        self.count += 1
-        if v > 0:
-            self.total += v
-            if v > self.max:
-                self.max = v
-        if v < self.min:
-            self.min = max(v, 0)
+    def fold(self) -> None:
+        """Move the raw samples into the buckets."""
+        samples = self._samples
+        if not samples:
+            return
+        buckets = self._buckets
+        for v, n in Counter(samples).items():
+            if v < SUB:
+                b = v if v > 0 else 0
+            else:
+                e = v.bit_length() - SUB_BITS - 1
+                b = (e + 1) * SUB + (v >> e) - SUB
+            buckets[b] = buckets.get(b, 0) + n
+            if v > 0:
+                self._total += v * n
+                if v > self._max:
+                    self._max = v
+            if v < self._min:
+                self._min = max(v, 0)
+        self._count += len(samples)
+        samples.clear()
+
+    @property
+    def buckets(self) -> dict[int, int]:
+        self.fold()
+        return self._buckets
+
+    @property
+    def count(self) -> int:
+        return self._count + len(self._samples)
+
+    @property
+    def total(self) -> int:
+        self.fold()
+        return self._total
+
+    @property
+    def max(self) -> int:
+        self.fold()
+        return self._max
+
+    @property
+    def min(self) -> int:
+        self.fold()
+        return self._min
 
     def percentile(self, p: float) -> int:
         """The value below which ``p`` percent of the samples lie: its bucket's midpoint,
         kept within the smallest and largest sample seen."""
+        self.fold()
         if not self.count:
             return 0
         rank = max(1, -(-self.count * p // 100))
@@ -149,22 +189,40 @@ class LatencyReport:
         return self.histograms[kind][subject].log2_text(f"{kind}: {subject}")
 
 
+def _discard(v: int) -> None:
+    return None
+
+
 class _NoHistogram(Histogram):
     """What hooks get when recording is off: ``add`` does nothing."""
 
-    def add(self, v: int) -> None:
-        return None
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add = _discard
 
 
 class LatencyRecorder:
     """Where the kernel's hooks put samples (nowhere when ``enabled`` is False)."""
 
-    __slots__ = ("_off", "enabled", "hists")
+    __slots__ = ("_all", "_off", "enabled", "hists")
+
+    #: fold a histogram's raw samples into its buckets once there are this many
+    FOLD_AT = 4096
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self._off = _NoHistogram()
         self.hists: dict[str, dict[object, Histogram]] = {k: {} for k in KINDS}
+        self._all: list[Histogram] = []
+
+    def fold(self) -> None:
+        """Fold the histograms whose raw samples have piled up (bounded memory)."""
+        limit = self.FOLD_AT
+        for h in self._all:
+            if len(h._samples) >= limit:
+                h.fold()
 
     def hist(self, kind: str, subject: object) -> Histogram:
         """The histogram for ``(kind, subject)``; hooks keep it to add samples directly."""
@@ -174,6 +232,7 @@ class LatencyRecorder:
         h = by.get(subject)
         if h is None:
             h = by[subject] = Histogram()
+            self._all.append(h)
         return h
 
     def add(self, kind: str, subject: object, ns: int) -> None:

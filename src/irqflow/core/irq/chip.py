@@ -46,7 +46,8 @@ def route(k: KernelBase, desc: IrqDesc) -> Cpu:
 
 def present(k: KernelBase, desc: IrqDesc) -> None:
     """Signal the line to a CPU. The raise it carries is already counted in flight."""
-    c = route(k, desc)
+    aff = desc.affinity
+    c = k.cpus[aff[0]] if len(aff) == 1 else route(k, desc)
     irr = c.irr
     if desc.irq in irr:
         desc.settle_coalesced()  # the CPU's request register holds one per line

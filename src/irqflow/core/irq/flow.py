@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD, IrqReturn
+from irqflow.core.constants import IRQ_HANDLED, IRQ_NONE, IRQ_WAKE_THREAD, IrqReturn
 from irqflow.core.irq import chip
 from irqflow.core.irq.desc import (
     DISABLED,
@@ -110,7 +110,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
             k.trace.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
         res = k._call(c, action.handler, action.args, action.name, irq)
         if res.__class__ is not int:
-            res = _check_return(k, c, action.name, irq, res)
+            res = 1 if res is IRQ_HANDLED else _check_return(k, c, action.name, irq, res)
         if c.irqs_on:
             k.log(c, "warn", f"irq {irq} handler {action.name} enabled interrupts")
             c.irqs_on = False  # invariant 5: re-disabled
