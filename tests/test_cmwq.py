@@ -32,7 +32,8 @@ def kick(k: Kernel, cpu: int, fn: Any, at: int) -> None:
     if irq not in k.statistics().irqs:
         k.request_irq(irq, lambda i, d: (d[0](), IRQ_HANDLED)[1], 0, f"kick{cpu}", [None])
         k.irq_set_affinity(irq, {cpu})
-    k.call_at(at, lambda: (k._descs[irq].actions[0].dev_id.__setitem__(0, fn), k.raise_irq(irq)))
+    slot = k.genirq.descs[irq].actions[0].dev_id
+    k.call_at(at, lambda: (slot.__setitem__(0, fn), k.raise_irq(irq)))
 
 
 def test_workers_are_named_kworker_and_highpri_gets_h() -> None:
@@ -250,4 +251,4 @@ def test_a_cpu_hogging_item_is_marked_intensive_and_stops_holding_the_pool(
         assert started[0] >= 30 * MS
     else:
         assert 10 * MS <= started[0] < 20 * MS  # the first tick past 10 ms of CPU
-    assert all(p.nr_running == 0 for p in k._cmwq.pools)
+    assert all(p.nr_running == 0 for p in k.wq.cmwq.pools)

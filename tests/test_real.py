@@ -810,7 +810,7 @@ def test_a_work_item_blocked_in_plain_io_stops_holding_its_cmwq_pool() -> None:
         k.schedule_work(Work(lambda w: (time.sleep(0.4), order.append("blocking"))))
         k.schedule_work(Work(lambda w: order.append("next")))
     assert order == ["next", "blocking"]
-    assert all(p.nr_running == 0 for p in k._cmwq.pools)
+    assert all(p.nr_running == 0 for p in k.wq.cmwq.pools)
 
 
 def _machine_with_every_kind_of_thread(model: str, threadirqs: bool, bad: list[str]) -> None:

@@ -9,8 +9,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.config import KernelConfig
+from irqflow.core.constants import SOFTIRQ_NAMES
 from irqflow.core.errors import IrqflowError
 from irqflow.core.kernel import KernelCore
+from irqflow.core.observe import LatencySink, TraceSink
+from irqflow.stats.latency import LatencyRecorder, LatencyReport
+from irqflow.stats.snapshot import Snapshot, take_snapshot
+from irqflow.trace.tracer import Tracer
 
 if TYPE_CHECKING:
     from irqflow.engine.real import StopReport
@@ -58,6 +63,30 @@ class Kernel(KernelCore):
         self.engine_name = engine
         super().__init__(cpus, config, seed, factory)
 
+    trace: Tracer
+    lat: LatencyRecorder
+
+    def _make_observers(self) -> tuple[TraceSink, LatencySink]:
+        """The tracepoints (``k.trace``) and the latency histograms (``k.latency()``)."""
+        enabled = self.config.latency_histograms
+        return Tracer(self), LatencyRecorder(enabled)
+
+    # ------------------------------------------------------------------ observing
+    def statistics(self) -> Snapshot:
+        """A frozen snapshot of every counter."""
+        return take_snapshot(self)
+
+    def latency(self) -> LatencyReport:
+        """Latency histograms so far: ``k.latency()["raise->hardirq"]["irq 24 eth0"].p99``;
+        ``.table()`` for a summary, ``.text(kind, subject)`` for a log2 histogram."""
+        descs = self.genirq.descs
+        irqs: dict[object, str] = {n: f"irq {n} {d.name}".rstrip() for n, d in descs.items()}
+        vecs: dict[object, str] = dict(enumerate(SOFTIRQ_NAMES))
+        return self.lat.report(
+            {"raise->hardirq": irqs, "hardirq": irqs, "softirq raise->entry": vecs, "softirq": vecs}
+        )
+
+    # ------------------------------------------------------------------ sim: time
     def run(self, until: int | None = None) -> None:
         """*sim*: advance virtual time to ``until`` ns, or until nothing is left to do
         (idle CPUs stop their tick, so a quiet machine ends the run; a thread that never

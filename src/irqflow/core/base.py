@@ -1,57 +1,69 @@
-"""``KernelBase``: state every kernel subsystem shares, and the helpers they all use
-(the current CPU, the kernel log, calling driver code, oops records, sleeping and
-waiting)."""
+"""``KernelBase``: the kernel every subsystem sees.
+
+It declares the kernel's shared state (the CPUs, the engine, the configuration and path
+costs, the observers, and the subsystems, each owning its own state: the scheduler,
+softirqs, timers, genirq, workqueues) and implements the services they all use: the
+kernel log, calling driver code (a fault becomes an oops), running process-context
+code, sleeping and waiting.  Kernel flows take a ``KernelBase``; :class:`KernelCore`
+adds the public, kernel-named API.
+"""
 
 from __future__ import annotations
 
 import inspect
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from irqflow.core import cpu as cpumod
-from irqflow.core.config import KernelConfig
+from irqflow.core.config import KernelConfig, PathCosts
 from irqflow.core.cpu import Cpu
 from irqflow.core.engine import Engine
-from irqflow.core.errors import (
-    NotOnCpuError,
-    SleepInAtomicContext,
-)
-from irqflow.core.irq.desc import IrqDesc
+from irqflow.core.errors import NotOnCpuError, SleepInAtomicContext
+from irqflow.core.klog import LogRecord, Oops
 from irqflow.core.kthread import FAILED, Ready, step_coroutine
-from irqflow.core.sched import RUNNING, SLEEPING
-from irqflow.stats.latency import LatencyRecorder
-from irqflow.stats.snapshot import LogRecord, Oops
-from irqflow.trace.tracer import Tracer
+from irqflow.core.observe import LatencySink, TraceSink
+
+if TYPE_CHECKING:
+    from irqflow.core.irq.manage import Genirq
+    from irqflow.core.sched import Scheduler
+    from irqflow.core.softirq import Softirqs
+    from irqflow.core.timer import Timers
+    from irqflow.core.workqueue import Workqueues
 
 T = TypeVar("T")
 
 
 class KernelBase:
-    """Attributes and helpers shared by the mixins that make up ``KernelCore``."""
+    """The kernel's shared state and services (see the module docstring)."""
 
     engine: Engine
     config: KernelConfig
     cpus: list[Cpu]
+    costs: PathCosts
+    #: tracepoints are on (the trace sink sets it); hooks test it before building fields
     tracing: bool
-    trace: Tracer
-    _descs: dict[int, IrqDesc]
+    trace: TraceSink
+    lat: LatencySink
+    sched: Scheduler
+    softirqs: Softirqs
+    timers: Timers
+    genirq: Genirq
+    wq: Workqueues
     _log: list[LogRecord]
     _oopses: list[Oops]
-    _bogus_reports: int
-    lat: LatencyRecorder
     #: driver code is called directly (sim); else through ``engine.call_driver``
     _direct_calls: bool
 
-    def _atomic_message(self, c: Cpu, what: str) -> str:
-        pc = c.preempt_count
-        where = c.running if c.running is not None else c.current.comm
-        return (
-            f"BUG: sleeping function called from invalid context at {what} in "
-            f"{cpumod.context_name(pc)} context: in_atomic(): {1 if pc else 0}, "
-            f"irqs_disabled(): {0 if c.irqs_on else 1}, preempt_count: {pc:#x}, "
-            f"pid: {c.current.pid}, name: {where}"
-        )
+    # ------------------------------------------------------------------ time
+    def now(self) -> int:
+        """Current time in ns (virtual in sim, monotonic since start in real)."""
+        return self.engine.now
+
+    @property
+    def jiffies(self) -> int:
+        """Ticks since boot."""
+        return self.engine.now // self.config.tick_period_ns
 
     # ------------------------------------------------------------------ helpers
     def _this_cpu(self, what: str) -> Cpu:
@@ -75,6 +87,13 @@ class KernelBase:
             f"[{r.time_ns // 1_000_000_000:5d}.{r.time_ns // 1000 % 1_000_000:06d}] {r.text}"
             for r in self._log
         ]
+
+    def irq_enable(self, c: Cpu) -> None:
+        """``local_irq_enable()`` on context ``c``: the IRQ-enable boundary, where
+        interrupts that arrived meanwhile are taken."""
+        c.irqs_on = True
+        if c.irr:
+            self.engine.irqs_enabled(c)
 
     # ------------------------------------------------------------------ driver code
     def _call(
@@ -152,22 +171,19 @@ class KernelBase:
             task.in_coroutine -= 1
 
     # ------------------------------------------------------------------ sleeping
+    def _atomic_message(self, c: Cpu, what: str) -> str:
+        pc = c.preempt_count
+        where = c.running if c.running is not None else c.current.comm
+        return (
+            f"BUG: sleeping function called from invalid context at {what} in "
+            f"{cpumod.context_name(pc)} context: in_atomic(): {1 if pc else 0}, "
+            f"irqs_disabled(): {0 if c.irqs_on else 1}, preempt_count: {pc:#x}, "
+            f"pid: {c.current.pid}, name: {where}"
+        )
+
     def _may_sleep(self, c: Cpu, what: str) -> None:
         if c.preempt_count or not c.irqs_on:
             raise SleepInAtomicContext(self._atomic_message(c, what))
-
-    def _block(self, c: Cpu) -> None:
-        """``set_current_state(TASK_(UN)INTERRUPTIBLE); schedule()``: the current task
-        sleeps until ``wake_up_process``."""
-        task = c.current
-        task.state = SLEEPING
-        c.rq.dequeue(task)
-        if task.wq_worker is not None:
-            self._wq_worker_sleeping(task)
-        self.engine.schedule(c)
-
-    def _wq_worker_sleeping(self, task: Any) -> None:  # overridden by the workqueue mixin
-        pass
 
     def _ready(self, c: Cpu | None, value: T) -> T:
         """What a blocking call gives back once it has waited: ``value``, or inside an
@@ -191,15 +207,9 @@ class KernelBase:
             return self._ready(c, result)
         self._may_sleep(c, what)
         task = c.current
+        wake = self.sched.wake_up_process
         while not pred():
-            self.engine.add_waiter(pred, lambda: self._wake_up_process(task))
-            self._block(c)
+            self.engine.add_waiter(pred, lambda: wake(task))
+            self.sched.block(c)
             c = self._this_cpu(what)  # an IRQ thread may have moved
         return self._ready(c, result)
-
-    def _wake_up_process(self, t: Any) -> bool:  # defined by KernelCore
-        raise NotImplementedError
-
-    @staticmethod
-    def _is_running(t: Any) -> bool:
-        return bool(t.state == RUNNING)

@@ -26,8 +26,8 @@ from irqflow.core.constants import WQ_CPU_INTENSIVE, WQ_HIGHPRI, WQ_UNBOUND
 from irqflow.core.timer import add_kernel_timer
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
     from irqflow.core.sched import Task
     from irqflow.core.workqueue import Work, Workqueue
 
@@ -94,7 +94,7 @@ class Pwq:
 class Cmwq:
     """The kernel-wide cmwq state: the pools."""
 
-    def __init__(self, k: KernelCore) -> None:
+    def __init__(self, k: KernelBase) -> None:
         self.k = k
         self.pools: list[WorkerPool] = []
         self.cpu_pools = [(self._pool(c.nr, False), self._pool(c.nr, True)) for c in k.cpus]
@@ -124,7 +124,7 @@ class Cmwq:
         w.wq, w.pwq = wq, pwq
         w.queued += 1
         wq.inserted[0] += 1
-        k._wq_trace_queue(wq, w, cpu, -1 if pool.cpu is None else pool.cpu)
+        k.wq.trace_queue(wq, w, cpu, -1 if pool.cpu is None else pool.cpu)
         if not pwq.inactive and pwq.nr_active < wq.max_active:
             self.activate(pwq, w)
         else:
@@ -133,7 +133,7 @@ class Cmwq:
     def activate(self, pwq: Pwq, w: Work) -> None:
         pwq.nr_active += 1
         pwq.pool.worklist.append((w, pwq))
-        self.k._wq_trace_activate(w)
+        self.k.wq.trace_activate(w)
         self.kick(pwq.pool)
 
     def steal(self, w: Work) -> bool:
@@ -171,7 +171,7 @@ class Cmwq:
             return  # a woken (or new) worker is on its way and will take the item
         if pool.idle:
             w = pool.idle.pop()
-            self.k._wake_up_process(w.task)
+            self.k.sched.wake_up_process(w.task)
             return
         self.create_worker(pool)
 
@@ -181,7 +181,7 @@ class Cmwq:
         pool.next_id += 1
         cpu = pool.cpu if pool.cpu is not None else min(
             k.cpus, key=lambda c: (len(c.rq), c.nr)).nr  # fmt: skip
-        w.task = k._spawn(
+        w.task = k.sched.spawn(
             pool.worker_name(w), cpu, _worker_body(self, w),
             nice=HIGHPRI_NICE_LEVEL if pool.highpri else 0,
         )  # fmt: skip
@@ -242,7 +242,7 @@ class Cmwq:
             w = pool.idle.pop(0)
             w.die = True
             pool.workers.remove(w)
-            self.k._wake_up_process(w.task)
+            self.k.sched.wake_up_process(w.task)
         if self.too_many_workers(pool):
             self.arm_reaper(pool)
 
@@ -269,7 +269,7 @@ def worker_thread(cm: Cmwq, w: Worker) -> None:
             pool.idle.append(w)
             if cm.too_many_workers(pool):
                 cm.arm_reaper(pool)
-            k._block(c)
+            k.sched.block(c)
             if w in pool.idle:
                 pool.idle.remove(w)  # woken by something other than kick
             continue
@@ -289,7 +289,7 @@ def worker_thread(cm: Cmwq, w: Worker) -> None:
                 break  # keep_working: others are running; let this one rest
         if counted:
             pool.nr_running -= 1
-        k._cond_resched(c)
+        k.sched.cond_resched(c)
 
 
 def process_one_work(cm: Cmwq, c: Cpu, w: Worker, item: Work, pwq: Pwq) -> None:
@@ -304,9 +304,9 @@ def process_one_work(cm: Cmwq, c: Cpu, w: Worker, item: Work, pwq: Pwq) -> None:
     item.state &= ~WORK_STRUCT_PENDING  # invariant 47
     item.running += 1
     w.exec_start = w.task.sum_exec
-    k._wq_trace_exec(item, "start")
+    k.wq.trace_exec(item, "start")
     k._run_in_task(c, item.func, (item,), item.where)
-    k._wq_trace_exec(item, "end")
+    k.wq.trace_exec(item, "end")
     if intensive:
         pool.nr_running += 1
     if w.auto_intensive:

@@ -148,3 +148,22 @@ class KernelConfig:
     def max_softirq_time_jiffies(self) -> int:
         """MAX_SOFTIRQ_TIME in jiffies (rounded up, at least 1)."""
         return max(1, -(-self.softirq_max_time_ns * self.hz // 1_000_000_000))
+
+
+class PathCosts:
+    """The CPU time of the kernel's own paths that the engine spends, in ns: the
+    ``KernelConfig`` costs on an engine that models them (the sim), all 0 on the wall
+    clock, where the real paths take what they take."""
+
+    __slots__ = ("irq_entry", "irq_exit", "softirq_pass", "switch", "tasklet_dispatch", "tick")
+
+    def __init__(self, cfg: KernelConfig, modelled: bool) -> None:
+        on = 1 if modelled else 0
+        self.irq_entry = cfg.irq_entry_ns * on
+        self.irq_exit = cfg.irq_exit_ns * on
+        #: a __do_softirq pass costs at least min_loop_ns, so a loop that makes no
+        #: progress still advances virtual time
+        self.softirq_pass = max(cfg.softirq_pass_ns, cfg.min_loop_ns) * on
+        self.tasklet_dispatch = cfg.tasklet_dispatch_ns * on
+        self.tick = cfg.tick_ns * on
+        self.switch = cfg.context_switch_ns * on

@@ -4,8 +4,6 @@ bottom_half.h, kernel/softirq.c ``__local_bh_enable_ip``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from irqflow.core import cpu as cpumod
 from irqflow.core.base import KernelBase
 from irqflow.core.constants import (
@@ -24,9 +22,6 @@ from irqflow.core.softirq import (
     do_softirq,
 )
 
-if TYPE_CHECKING:
-    from irqflow.core.kernel import KernelCore
-
 #: the longest busy-wait accepted: a day (far more is a unit mistake or an overflow)
 _MAX_DELAY_NS = 86_400 * 10**9
 _MAX_DELAY_US = _MAX_DELAY_NS // 1000
@@ -37,7 +32,7 @@ class _IrqSave:
 
     __slots__ = ("_c", "_k", "was_on")
 
-    def __init__(self, k: ContextMixin, c: Cpu) -> None:
+    def __init__(self, k: ContextApi, c: Cpu) -> None:
         self._k = k
         self._c = c
         self.was_on = c.irqs_on
@@ -56,7 +51,7 @@ class _IrqSave:
 class _BhDisabled:
     __slots__ = ("_k",)
 
-    def __init__(self, k: ContextMixin) -> None:
+    def __init__(self, k: ContextApi) -> None:
         self._k = k
 
     def __enter__(self) -> None:
@@ -66,8 +61,9 @@ class _BhDisabled:
         self._k.local_bh_enable()
 
 
-class ContextMixin(KernelBase):
-    """The context calls of ``KernelCore``."""
+class ContextApi(KernelBase):
+    """The context calls of the public API (``in_hardirq``, ``local_bh_disable``,
+    ``udelay`` ...): :class:`KernelCore` derives from this."""
 
     # ------------------------------------------------------------------ contexts
     def current(self) -> Task:
@@ -106,12 +102,6 @@ class ContextMixin(KernelBase):
         """Enable local interrupts; those that arrived meanwhile are taken right here."""
         self.irq_enable(self._this_cpu("local_irq_enable"))
 
-    def irq_enable(self, c: Cpu) -> None:
-        """``local_irq_enable()`` on context ``c``: the IRQ-enable boundary."""
-        c.irqs_on = True
-        if c.irr:
-            self.engine.irqs_enabled(c)
-
     def local_irq_save(self) -> _IrqSave:
         """Disable local IRQs and remember the old state: ``with k.local_irq_save(): ...``
         or ``flags = k.local_irq_save(); ...; k.local_irq_restore(flags)``."""
@@ -143,7 +133,7 @@ class ContextMixin(KernelBase):
             self.log(c, "warn", "local_bh_enable() called in hardirq context or with IRQs off")
         c.preempt_count -= SOFTIRQ_DISABLE_OFFSET - 1  # keep one preempt count while running
         if c.softirq_pending and not cpumod.in_interrupt(c.preempt_count):
-            do_softirq(cast("KernelCore", self), c)  # softirqs raised meanwhile run here
+            do_softirq(self, c)  # softirqs raised meanwhile run here
         c.preempt_count -= 1
 
     def bh_disabled(self) -> _BhDisabled:

@@ -29,17 +29,17 @@ from irqflow.core.softirq import handle_softirqs, invoke_softirq
 from irqflow.core.timer import run_local_timers
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 
-def take_pending_irqs(k: KernelCore, c: Cpu) -> None:
+def take_pending_irqs(k: KernelBase, c: Cpu) -> None:
     """Take every interrupt pending for ``c`` while its IRQs are on, in arrival order,
     each nested on the running context; then preempt the interrupted task if it should
     be (preemption on return from interrupt)."""
     irr = c.irr
     eng = k.engine
-    entry_ns, exit_ns = k._irq_entry_ns, k._irq_exit_ns
+    entry_ns, exit_ns = k.costs.irq_entry, k.costs.irq_exit
     while irr and c.irqs_on:
         vector = next(iter(irr))
         t_presented = irr.pop(vector)
@@ -56,10 +56,10 @@ def take_pending_irqs(k: KernelCore, c: Cpu) -> None:
             eng.busy(c, exit_ns, IRQ)  # EOI, register restore
         c.irqs_on = True  # iret: the interrupted context had IRQs on, or we were not here
     if c.need_resched and not c.preempt_count and c.current is not c.idle_task:
-        k._preempt(c)
+        k.sched.preempt(c)
 
 
-def irq_enter(k: KernelCore, c: Cpu, irq: int) -> None:
+def irq_enter(k: KernelBase, c: Cpu, irq: int) -> None:
     if k.tracing:
         interrupted = context_name(c.preempt_count)
         if interrupted == "task" and c.current is c.idle_task:
@@ -68,7 +68,7 @@ def irq_enter(k: KernelCore, c: Cpu, irq: int) -> None:
     c.preempt_count += HARDIRQ_OFFSET
 
 
-def irq_exit(k: KernelCore, c: Cpu) -> None:
+def irq_exit(k: KernelBase, c: Cpu) -> None:
     """Drop HARDIRQ_OFFSET; run softirqs here only if some are pending and we did not
     interrupt interrupt context (invariants 8, 9)."""
     c.preempt_count -= HARDIRQ_OFFSET
@@ -76,14 +76,14 @@ def irq_exit(k: KernelCore, c: Cpu) -> None:
         handle_softirqs(k, c)
 
 
-def do_irq(k: KernelCore, c: Cpu, irq: int, t_presented: int | None = None) -> None:
+def do_irq(k: KernelBase, c: Cpu, irq: int, t_presented: int | None = None) -> None:
     """A device interrupt on line ``irq`` (x86 ``common_interrupt``)."""
     tracing = k.tracing
     if tracing:
         irq_enter(k, c, irq)
     else:
         c.preempt_count += HARDIRQ_OFFSET  # irq_enter() without its tracepoint
-    desc = k._descs[irq]
+    desc = k.genirq.descs[irq]
     if t_presented is not None:
         desc.lat_raise.add(k.engine.now - t_presented)
     desc.handle_irq(k, c, desc)
@@ -92,24 +92,24 @@ def do_irq(k: KernelCore, c: Cpu, irq: int, t_presented: int | None = None) -> N
         k.trace.emit(c, "irqflow:irq_restore", {"irq": irq})
 
 
-def do_local_timer(k: KernelCore, c: Cpu) -> None:
+def do_local_timer(k: KernelBase, c: Cpu) -> None:
     """The tick (x86 ``sysvec_apic_timer_interrupt``): LOC in /proc/interrupts."""
     c.preempt_count += HARDIRQ_OFFSET
     c.arch_counts["LOC"] += 1
     if k.tracing:
         k.trace.emit(c, "irq_vectors:local_timer_entry", {"vector": 236})
-    cost = k._tick_cost_ns
+    cost = k.costs.tick
     if cost:
         k.engine.busy(c, cost)
     run_local_timers(k, c)  # update_process_times: timers first, then the scheduler
-    k._scheduler_tick(c)
+    k.sched.tick(c)
     k.lat.fold()  # observers' housekeeping: latency samples into their buckets
     if k.tracing:
         k.trace.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
     irq_exit(k, c)
 
 
-def do_ipi(k: KernelCore, c: Cpu, row: str = "RES") -> None:
+def do_ipi(k: KernelBase, c: Cpu, row: str = "RES") -> None:
     """An IPI whose work happens on the way out: the reschedule IPI (RES: the preemption
     check on return) or the irq_work IPI (IWI: softirqs raised for this CPU run at its
     irq_exit)."""

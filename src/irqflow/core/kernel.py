@@ -10,31 +10,25 @@ outside the machine: the sim engine advances virtual time until they are done.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from irqflow.core import cpu as cpumod
-from irqflow.core.config import KernelConfig
+from irqflow.core.config import KernelConfig, PathCosts
 from irqflow.core.constants import (
     HI_SOFTIRQ,
+    IRQF_COND_ONESHOT,
     NR_SOFTIRQS,
     SOFTIRQ_NAMES,
     TASKLET_SOFTIRQ,
     TIMER_SOFTIRQ,
     SoftIrq,
 )
-from irqflow.core.context import ContextMixin
+from irqflow.core.context import ContextApi
 from irqflow.core.cpu import Cpu
 from irqflow.core.engine import Engine
-from irqflow.core.errors import (
-    IrqflowError,
-    refuse_async,
-)
-from irqflow.core.irq.desc import (
-    SPURIOUS_DISABLED,
-    IrqDesc,
-)
-from irqflow.core.irq.manage import IrqManageMixin
+from irqflow.core.errors import IrqflowError, refuse_async
+from irqflow.core.irq.manage import Genirq
 from irqflow.core.kthread import DONE, Ready
 from irqflow.core.napi import (
     NAPI_STATE_SCHED,
@@ -43,12 +37,9 @@ from irqflow.core.napi import (
     napi_schedule_on,
     napi_schedule_prep,
 )
-from irqflow.core.sched import RUNNING, RunQueue, Task
-from irqflow.core.softirq import (
-    SoftirqFlow,
-    ksoftirqd_body,
-    raise_softirq_irqoff,
-)
+from irqflow.core.observe import LatencySink, NullLatency, NullTrace, TraceSink
+from irqflow.core.sched import RunQueue, Scheduler, Task
+from irqflow.core.softirq import Softirqs, ksoftirqd_body, raise_softirq_irqoff
 from irqflow.core.sync import Completion, Mutex, WaitQueueHead
 from irqflow.core.sync import wait_event as _wait_event
 from irqflow.core.tasklet import (
@@ -59,14 +50,11 @@ from irqflow.core.tasklet import (
     tasklet_hi_action,
     tasklet_schedule_on,
 )
-from irqflow.core.timer import Timer, arm, run_timer_softirq
-from irqflow.core.workqueue import WorkqueueMixin
-from irqflow.stats.latency import LatencyRecorder, LatencyReport
-from irqflow.stats.snapshot import CpuTimes, IrqStats, LogRecord, Oops, Snapshot
-from irqflow.trace.tracer import Tracer
+from irqflow.core.timer import Timer, Timers, run_timer_softirq
+from irqflow.core.workqueue import DelayedWork, Work, Workqueue, Workqueues
 
 
-class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
+class KernelCore(ContextApi):
     """The machine's kernel.  Use :class:`irqflow.Kernel`, which adds the engine."""
 
     engine: Engine
@@ -85,30 +73,10 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         self.config = config or KernelConfig()
         self.seed = seed
         self.tracing = False
-        self.trace = Tracer(self)
+        self.trace, self.lat = self._make_observers()
         self.cpus: list[Cpu] = [Cpu(n) for n in range(cpus)]
-        self._descs: dict[int, IrqDesc] = {}
-        # softirq_vec[]: a vector's action is either a kernel flow or a driver's callable
-        self._softirq_flow: list[SoftirqFlow | None] = [None] * NR_SOFTIRQS
-        self._softirq_run: list[Callable[[], Any] | None] = [None] * NR_SOFTIRQS
-        self._softirq_where = tuple(f"softirq {name}" for name in SOFTIRQ_NAMES)
-        self._softirq_flow[HI_SOFTIRQ] = tasklet_hi_action
-        self._softirq_flow[TASKLET_SOFTIRQ] = tasklet_action
-        self._softirq_flow[TIMER_SOFTIRQ] = run_timer_softirq
-        self._timer_seq = 0
-        self._spurious_poll_armed = False
-        self._tick_ns = self.config.tick_period_ns
-        self._softirq_time_jiffies = self.config.max_softirq_time_jiffies
-        self.lat = LatencyRecorder(self.config.latency_histograms)
-        self._lat_softirq_raise = [
-            self.lat.hist("softirq raise->entry", nr) for nr in range(NR_SOFTIRQS)
-        ]
-        self._lat_softirq = [self.lat.hist("softirq", nr) for nr in range(NR_SOFTIRQS)]
-        self._log: list[LogRecord] = []
-        self._oopses: list[Oops] = []
-        self._bogus_reports = 0
-        self._next_pid = 1
-        self.tasks: list[Task] = []
+        self._log = []
+        self._oopses = []
         for c in self.cpus:
             c.rq = RunQueue(self.config)
             idle = Task(0, f"swapper/{c.nr}", c.nr, self._idle_body, policy="idle")
@@ -116,25 +84,33 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
             c.current = idle
         self.engine = engine_factory(self)
         self._direct_calls = getattr(self.engine, "direct_calls", False)
-        # the kernel's own path costs: CPU time on an engine that models them
-        cfg, costs = self.config, self.engine.models_path_costs
-        self._irq_entry_ns = cfg.irq_entry_ns if costs else 0
-        self._irq_exit_ns = cfg.irq_exit_ns if costs else 0
-        self._softirq_pass_ns = max(cfg.softirq_pass_ns, cfg.min_loop_ns) if costs else 0
-        self._tasklet_dispatch_ns = cfg.tasklet_dispatch_ns if costs else 0
-        self._tick_cost_ns = cfg.tick_ns if costs else 0
-        self._switch_ns = cfg.context_switch_ns if costs else 0
-        self._runs_scheduler = self.engine.runs_scheduler
-        #: kernel code in process context is preempted on return from interrupt (full
-        #: preemption); otherwise only code returning to user mode (kthread_run bodies)
-        self._preempt_kernel = cfg.preempt_model in ("full", "rt")
+        self.costs = PathCosts(self.config, self.engine.models_path_costs)
+        # the subsystems, each owning its state
+        self.sched = Scheduler(self)
+        self.softirqs = Softirqs(self)
+        self.softirqs.open_kernel(HI_SOFTIRQ, tasklet_hi_action)
+        self.softirqs.open_kernel(TASKLET_SOFTIRQ, tasklet_action)
+        self.softirqs.open_kernel(TIMER_SOFTIRQ, run_timer_softirq)
+        self.timers = Timers(self)
+        self.genirq = Genirq(self)
+        self.wq = Workqueues(self)
         for c in self.cpus:
             self.engine.add_task(c.idle_task)
         for c in self.cpus:
-            c.ksoftirqd = self._spawn(f"ksoftirqd/{c.nr}", c.nr, self._ksoftirqd, start=False)
+            c.ksoftirqd = self.sched.spawn(f"ksoftirqd/{c.nr}", c.nr, self._ksoftirqd, start=False)
             c.ksoftirqd.is_ksoftirqd = True
-        self._init_workqueues()
+        self.wq.boot()
         self.engine.boot()
+
+    @property
+    def tasks(self) -> list[Task]:
+        """Every task the machine has made (kernel threads, workers, IRQ threads)."""
+        return self.sched.tasks
+
+    def _make_observers(self) -> tuple[TraceSink, LatencySink]:
+        """The trace and latency sinks (a bare core records nothing; ``irqflow.Kernel``
+        installs the tracer and the latency histograms)."""
+        return NullTrace(), NullLatency()
 
     def _ksoftirqd(self) -> None:
         ksoftirqd_body(self)
@@ -151,15 +127,6 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
                 halt(c)
 
     # ------------------------------------------------------------------ time
-    def now(self) -> int:
-        """Current time in ns (virtual in sim, monotonic since start in real)."""
-        return self.engine.now
-
-    @property
-    def jiffies(self) -> int:
-        """Ticks since boot."""
-        return self.engine.now // self._tick_ns
-
     def msecs_to_jiffies(self, ms: int) -> int:
         return self.config.msecs_to_jiffies(ms)
 
@@ -207,7 +174,7 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         if not callable(action):
             raise TypeError(f"open_softirq({SOFTIRQ_NAMES[nr]}): action {action!r} is not callable")
         refuse_async(action, f"open_softirq({SOFTIRQ_NAMES[nr]})", "softirq")
-        self._softirq_run[nr] = action
+        self.softirqs.open(nr, action)
 
     def raise_softirq(self, nr: int | SoftIrq) -> None:
         """Mark vector ``nr`` pending on this CPU (from task context it wakes ksoftirqd)."""
@@ -308,46 +275,17 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         return napi_complete_done(self, self.engine.current_cpu, n)
 
     # ------------------------------------------------------------------ timers
-    def _timer_cpu(self) -> Cpu:
-        c = self.engine.current_cpu
-        return c if c is not None else self.cpus[0]
-
-    @staticmethod
-    def _check_timer(t: Any, what: str, expires: int | None = None) -> Timer:
-        if not isinstance(t, Timer):
-            raise TypeError(f"{what}: expected an irqflow.Timer, got {t!r}")
-        if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
-            raise TypeError(
-                f"{what}({t.name}, {expires!r}): expires is an absolute time in jiffies "
-                "(k.jiffies + k.msecs_to_jiffies(ms))"
-            )
-        return t
-
     def add_timer(self, t: Timer, expires: int) -> None:
         """Arm ``t`` for jiffy ``expires`` on this CPU (CPU 0 from outside the machine)."""
-        self._check_timer(t, "add_timer", expires)
-        if t.pending:
-            raise IrqflowError(
-                f"add_timer({t.name}): the timer is already pending (expires {t.expires}); "
-                "use mod_timer to move it"
-            )
-        arm(self, self._timer_cpu(), t, expires)
+        self.timers.add_timer(t, expires)
 
     def mod_timer(self, t: Timer, expires: int) -> bool:
         """Move ``t`` to ``expires`` (arming it if idle); True if it was pending."""
-        self._check_timer(t, "mod_timer", expires)
-        was = t.pending
-        if was and t.expires == expires:
-            return True  # same expiry: nothing to do
-        arm(self, self._timer_cpu(), t, expires)
-        return was
+        return self.timers.mod_timer(t, expires)
 
     def del_timer(self, t: Timer) -> bool:
         """Deactivate ``t``; True if it was pending.  Does not wait for a running callback."""
-        self._check_timer(t, "del_timer")
-        was = t.pending
-        t.pending = False
-        return was
+        return self.timers.del_timer(t)
 
     def del_timer_sync(self, t: Timer) -> Any:
         """Deactivate ``t`` and wait until its callback is not running anywhere."""
@@ -355,32 +293,9 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         return self._wait(lambda: not t.running, f"del_timer_sync({t.name})", was)
 
     def timer_pending(self, t: Timer) -> bool:
-        return self._check_timer(t, "timer_pending").pending
+        return self.timers.check(t, "timer_pending").pending
 
     # ------------------------------------------------------------------ threads
-    def _spawn(
-        self,
-        comm: str,
-        cpu: int,
-        body: Callable[[], Any],
-        *,
-        policy: str = "normal",
-        prio: int = 0,
-        nice: int = 0,
-        acct: str = cpumod.SYSTEM,
-        start: bool = True,
-    ) -> Task:
-        pid = self._next_pid
-        self._next_pid += 1
-        t = Task(pid, comm, cpu, body, policy=policy, rt_priority=prio, nice=nice, acct=acct)
-        self.tasks.append(t)
-        self.engine.add_task(t)
-        if start:
-            self._wake_new(t)
-        else:
-            t.state = "S"
-        return t
-
     def kthread_run(
         self,
         fn: Callable[[Any], Any],
@@ -404,7 +319,9 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         def body() -> Any:
             return self._run_in_task(self._this_cpu(name), fn, (self,), name)
 
-        return self._spawn(name, cpu, body, policy=policy, prio=prio, nice=nice, acct=cpumod.USER)
+        return self.sched.spawn(
+            name, cpu, body, policy=policy, prio=prio, nice=nice, acct=cpumod.USER
+        )
 
     def msleep(self, ms: float) -> Ready[None]:
         """Sleep ``ms`` milliseconds in process context (never in atomic context).  Like
@@ -447,151 +364,154 @@ class KernelCore(IrqManageMixin, ContextMixin, WorkqueueMixin):
         """Let another task run if one should (a voluntary preemption point)."""
         c = self._this_cpu("cond_resched")
         self.might_sleep("cond_resched()")
-        self._cond_resched(c)
+        self.sched.cond_resched(c)
         return DONE
 
-    def _cond_resched(self, c: Cpu) -> None:
-        # where the OS schedules the threads, a voluntary preemption point always gives
-        # the others a turn
-        if c.need_resched or not self._runs_scheduler:
-            self.engine.schedule(c)
+    # ------------------------------------------------------------------ genirq
+    def raise_irq(self, irq: int) -> None:
+        """A device signals line ``irq``: one edge, or on a level line, asserts it."""
+        self.genirq.raise_irq(irq)
 
-    def _preempt(self, c: Cpu) -> None:
-        """Return from interrupt to task context with ``need_resched`` set: preempt the
-        task if the preemption model allows it here."""
-        if self._preempt_kernel or c.current.acct == cpumod.USER:
-            self.engine.schedule(c)
+    def set_irq_level(self, irq: int, asserted: bool) -> None:
+        """Drive a level-triggered line: the device holds it until its driver quiets it."""
+        self.genirq.set_irq_level(irq, asserted)
 
-    def _wake_new(self, t: Task) -> None:
-        t.state = RUNNING
-        c = self.cpus[t.cpu]
-        c.rq.enqueue(t, wakeup=False)
-        self._after_wake(c, t)
+    def irq_set_affinity(self, irq: int, cpus: Iterable[int]) -> None:
+        """Set the CPUs allowed to take ``irq``."""
+        self.genirq.irq_set_affinity(irq, cpus)
 
-    def _wake_up_process(self, t: Task) -> bool:
-        """``wake_up_process``: False if the task was already runnable."""
-        if t.state == RUNNING:
-            return False
-        if t.state != "S":
-            return False  # dead
-        t.state = RUNNING
-        c = self.cpus[t.cpu]
-        c.rq.enqueue(t, wakeup=True)
-        if t.wq_worker is not None and self._cmwq is not None:
-            self._cmwq.worker_running(t.wq_worker)
-        self._after_wake(c, t)
-        return True
+    def request_irq(
+        self,
+        irq: int,
+        handler: Callable[[int, Any], Any],
+        flags: int = 0,
+        name: str = "",
+        dev_id: Any = None,
+    ) -> None:
+        """Register ``handler(irq, dev_id) -> IrqReturn`` on line ``irq``.
 
-    def _wq_worker_sleeping(self, t: Task) -> None:
-        if self._cmwq is not None:
-            self._cmwq.worker_sleeping(t.wq_worker)
+        Raises :class:`RequestError` with the kernel's errno (``EINVAL``, ``EBUSY``) when
+        the request is refused."""
+        self.genirq.setup_irq(irq, handler, None, flags | IRQF_COND_ONESHOT, name, dev_id)
 
-    def _after_wake(self, c: Cpu, t: Task) -> None:
-        if self.tracing:
-            here = self.engine.current_cpu or c
-            self.trace.emit(
-                here,
-                "sched:sched_wakeup",
-                {"comm": t.comm, "pid": t.pid, "prio": t.prio, "target_cpu": c.nr},
-            )
-        if self._runs_scheduler and c.rq.wakeup_should_preempt(c.current, t):
-            c.need_resched = True
-        self.engine.kick(c, t)
+    def request_threaded_irq(
+        self,
+        irq: int,
+        handler: Callable[[int, Any], Any] | None,
+        thread_fn: Callable[[int, Any], Any] | None,
+        flags: int = 0,
+        name: str = "",
+        dev_id: Any = None,
+    ) -> None:
+        """Register a primary ``handler`` and a ``thread_fn`` run by thread ``irq/N-name``."""
+        self.genirq.setup_irq(irq, handler, thread_fn, flags, name, dev_id)
 
-    def _scheduler_tick(self, c: Cpu) -> None:
-        curr = c.current
-        if self._runs_scheduler:
-            if c.rq.rt_tick(self.engine.now):
-                c.need_resched = True  # a new RT period: throttled RT tasks may run again
-            if curr is c.idle_task:
-                if len(c.rq):
-                    c.need_resched = True
-                return
-            if c.rq.tick_should_preempt(curr):
-                c.need_resched = True
-        w = curr.wq_worker
-        if w is not None and self._cmwq is not None and self._cmwq.hogging(w):
-            self._cmwq.mark_intensive(w)
+    def free_irq(self, irq: int, dev_id: Any = None) -> str:
+        """Remove the action registered with ``dev_id``; returns its name. Waits (outside
+        the machine) until no handler of the line is running."""
+        return self.genirq.free_irq(irq, dev_id)
 
-    # ------------------------------------------------------------------ observing
-    def latency(self) -> LatencyReport:
-        """Latency histograms so far: ``k.latency()["raise->hardirq"]["irq 24 eth0"].p99``;
-        ``.table()`` for a summary, ``.text(kind, subject)`` for a log2 histogram."""
-        irqs: dict[object, str] = {n: f"irq {n} {d.name}".rstrip() for n, d in self._descs.items()}
-        vecs: dict[object, str] = dict(enumerate(SOFTIRQ_NAMES))
-        return self.lat.report(
-            {"raise->hardirq": irqs, "hardirq": irqs, "softirq raise->entry": vecs, "softirq": vecs}
-        )
+    def disable_irq_nosync(self, irq: int) -> None:
+        """Disable the line (nested by depth) without waiting for running handlers."""
+        self.genirq.disable_irq_nosync(irq)
 
-    def statistics(self) -> Snapshot:
-        """A frozen snapshot of every counter."""
-        ncpus = len(self.cpus)
-        irqs = {}
-        for n in sorted(self._descs):
-            d = self._descs[n]
-            if not d.requested and not d.raised:
-                continue
-            irqs[n] = IrqStats(
-                irq=n,
-                name=d.name,
-                chip=d.chip,
-                hwirq=n,
-                trigger=d.trigger,
-                flow=d.trigger,
-                per_cpu=tuple(d.kstat),
-                raised=d.raised,
-                accepted=d.accepted,
-                coalesced=d.coalesced,
-                lost=d.lost,
-                in_flight=d.in_flight,
-                unhandled=d.unhandled,
-                depth=d.depth,
-                spurious_disabled=bool(d.state & SPURIOUS_DISABLED),
-                irq_count=d.irq_count,
-                irqs_unhandled=d.irqs_unhandled,
-                actions=len(d.actions),
-            )
-        softirqs = {
-            name: tuple(c.softirq_counts[nr] for c in self.cpus)
-            for nr, name in enumerate(SOFTIRQ_NAMES)
-        }
-        raises = {
-            name: tuple(c.softirq_raises[nr] for c in self.cpus)
-            for nr, name in enumerate(SOFTIRQ_NAMES)
-        }
-        times = []
-        for c in self.cpus:
-            t = self.engine.cpu_times(c)
-            times.append(
-                CpuTimes(
-                    user=t[cpumod.USER],
-                    nice=0,
-                    system=t[cpumod.SYSTEM],
-                    idle=t[cpumod.IDLE],
-                    irq=t[cpumod.IRQ],
-                    softirq=t[cpumod.SOFTIRQ],
-                )
-            )
-        arch_names = sorted({k for c in self.cpus for k in c.arch_counts})
-        arch = {a: tuple(c.arch_counts.get(a, 0) for c in self.cpus) for a in arch_names}
-        live = [t for t in self.tasks if t.state == RUNNING]
-        return Snapshot(
-            time_ns=self.engine.now,
-            jiffies=self.jiffies,
-            hz=self.config.hz,
-            ncpus=ncpus,
-            nr_irqs=self.config.nr_irqs,
-            irqs=irqs,
-            softirqs=softirqs,
-            softirq_raises=raises,
-            cpus=tuple(times),
-            arch=arch,
-            context_switches=sum(c.nr_switches for c in self.cpus),
-            processes=len(self.tasks),
-            procs_running=len(live),
-            procs_blocked=0,
-            ksoftirqd_wakeups=tuple(c.ksoftirqd_wakeups for c in self.cpus),
-            time_squeeze=tuple(c.time_squeeze for c in self.cpus),
-            oopses=tuple(self._oopses),
-            log=tuple(self._log),
-        )
+    def disable_irq(self, irq: int) -> Any:
+        """Disable the line and wait until no handler of it is running (invariant 30)."""
+        return self.genirq.disable_irq(irq)
+
+    def enable_irq(self, irq: int) -> None:
+        """Undo one ``disable_irq``; at depth 1 -> 0 the line is enabled and an edge that
+        arrived meanwhile is replayed once (invariants 29, 34)."""
+        self.genirq.enable_irq(irq)
+
+    def synchronize_irq(self, irq: int) -> Any:
+        """Wait until no handler of ``irq`` is running on any CPU (invariant 41)."""
+        return self.genirq.synchronize_irq(irq)
+
+    def irq_state(self, irq: int) -> str:
+        """The line's state bits as text, e.g. ``"DISABLED|MASKED"`` (for debugging)."""
+        return self.genirq.irq_state(irq)
+
+    # ------------------------------------------------------------------ workqueues
+    @property
+    def system_wq(self) -> Workqueue:
+        """``events``: the queue ``schedule_work`` uses."""
+        return self.wq.system_wq
+
+    @property
+    def system_bh_wq(self) -> Workqueue:
+        """``events_bh``: items run in TASKLET_SOFTIRQ (6.9+ BH workqueues)."""
+        return self.wq.system_bh_wq
+
+    @property
+    def system_bh_highpri_wq(self) -> Workqueue:
+        """``events_bh_highpri``: items run in HI_SOFTIRQ."""
+        return self.wq.system_bh_highpri_wq
+
+    def create_workqueue(self, name: str) -> Workqueue:
+        """Per-CPU threads ``<name>/<cpu>`` (per-cpu-threads model); under cmwq the legacy
+        macro: max_active 1 per CPU."""
+        return self.wq.create_workqueue(name)
+
+    def create_singlethread_workqueue(self, name: str) -> Workqueue:
+        """One worker thread, ``<name>``, for all CPUs (cmwq: an ordered queue): items run
+        one at a time, in order."""
+        return self.wq.create_singlethread_workqueue(name)
+
+    def alloc_ordered_workqueue(self, name: str, flags: int = 0) -> Workqueue:
+        """At most one item at a time, in queueing order (invariant 52)."""
+        return self.wq.alloc_ordered_workqueue(name, flags)
+
+    def alloc_workqueue(self, name: str, flags: int = 0, max_active: int = 0) -> Workqueue:
+        """cmwq: a queue onto the per-CPU (or, with ``WQ_UNBOUND``, unbound) pools with at
+        most ``max_active`` items active per pool (0: the default).  per-cpu-threads
+        model: per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``.
+        ``WQ_BH``: items run in softirq context."""
+        return self.wq.alloc_workqueue(name, flags, max_active)
+
+    def queue_work_on(self, cpu: int, wq: Workqueue, w: Work) -> bool:
+        """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending."""
+        return self.wq.queue_work_on(cpu, wq, w)
+
+    def queue_work(self, wq: Workqueue, w: Work) -> bool:
+        """Queue on the submitting CPU (CPU 0 from outside the machine)."""
+        return self.wq.queue_work(wq, w)
+
+    def schedule_work(self, w: Work) -> bool:
+        """``queue_work(system_wq, w)``: the ``events`` queue."""
+        return self.wq.schedule_work(w)
+
+    def queue_delayed_work(self, wq: Workqueue, dw: DelayedWork, delay: int) -> bool:
+        """Queue ``dw`` ``delay`` jiffies from now (0: at once); False if already pending."""
+        return self.wq.queue_delayed_work(wq, dw, delay)
+
+    def schedule_delayed_work(self, dw: DelayedWork, delay: int) -> bool:
+        return self.wq.schedule_delayed_work(dw, delay)
+
+    def mod_delayed_work(self, wq: Workqueue, dw: DelayedWork, delay: int) -> bool:
+        """Re-arm ``dw`` (pending or not) ``delay`` jiffies from now; True if it was pending."""
+        return self.wq.mod_delayed_work(wq, dw, delay)
+
+    def flush_work(self, w: Work) -> Any:
+        """Wait until the last queued instance of ``w`` has run; False if it was idle."""
+        return self.wq.flush_work(w)
+
+    def cancel_work_sync(self, w: Work) -> Any:
+        """Cancel a pending ``w`` and wait for a running one; returns whether it was
+        pending.  On return it is neither pending nor running (invariant 56)."""
+        return self.wq.cancel_work_sync(w)
+
+    def cancel_delayed_work_sync(self, dw: DelayedWork) -> Any:
+        return self.wq.cancel_work_sync(dw)
+
+    def flush_workqueue(self, wq: Workqueue) -> Any:
+        """Wait for every item queued on ``wq`` before this call (later ones don't count)."""
+        return self.wq.flush_workqueue(wq)
+
+    def drain_workqueue(self, wq: Workqueue) -> Any:
+        """Flush until ``wq`` is empty, including items its own items queue."""
+        return self.wq.drain_workqueue(wq)
+
+    def destroy_workqueue(self, wq: Workqueue) -> None:
+        """Drain ``wq`` and stop its threads."""
+        self.wq.destroy_workqueue(wq)

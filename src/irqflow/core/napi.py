@@ -23,8 +23,8 @@ from irqflow.core.kthread import FAILED
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 # NAPI_STATE_* (include/linux/netdevice.h), the ones irqflow models
 NAPI_STATE_SCHED = 1 << 0  # owned by the core: on a poll list or being polled
@@ -72,19 +72,19 @@ def napi_schedule_prep(n: Napi) -> bool:
     return not was
 
 
-def napi_schedule_on(k: KernelCore, c: Cpu, n: Napi) -> None:
+def napi_schedule_on(k: KernelBase, c: Cpu, n: Napi) -> None:
     """``____napi_schedule``: tail of this CPU's poll list; raise NET_RX without waking
     ksoftirqd, and not while net_rx_action runs here."""
-    if k._softirq_flow[NET_RX_SOFTIRQ] is None:
+    if k.softirqs.flows[NET_RX_SOFTIRQ] is None:
         # net_dev_init: NET_RX gets the kernel's action once NAPI is used, so a machine
         # whose drivers open NET_RX themselves and never use NAPI pays nothing for it
-        k._softirq_flow[NET_RX_SOFTIRQ] = net_rx_action
+        k.softirqs.open_kernel(NET_RX_SOFTIRQ, net_rx_action)
     c.poll_list.append(n)
     if not c.in_net_rx_action:
         raise_softirq_irqoff(k, c, NET_RX_SOFTIRQ, wake=False)
 
 
-def napi_complete_done(k: KernelCore, c: Cpu | None, n: Napi) -> bool:
+def napi_complete_done(k: KernelBase, c: Cpu | None, n: Napi) -> bool:
     """Release the NAPI; False (still scheduled, polled again) if a schedule was missed."""
     if n.state & NAPI_STATE_MISSED:
         n.state &= ~NAPI_STATE_MISSED
@@ -95,7 +95,7 @@ def napi_complete_done(k: KernelCore, c: Cpu | None, n: Napi) -> bool:
     return True
 
 
-def _napi_poll(k: KernelCore, c: Cpu, n: Napi, repoll: list[Napi]) -> int:
+def _napi_poll(k: KernelBase, c: Cpu, n: Napi, repoll: list[Napi]) -> int:
     if not n.state & NAPI_STATE_SCHED:
         return 0
     n.polls += 1
@@ -119,7 +119,7 @@ def _napi_poll(k: KernelCore, c: Cpu, n: Napi, repoll: list[Napi]) -> int:
     return res
 
 
-def net_rx_action(k: KernelCore, c: Cpu) -> None:
+def net_rx_action(k: KernelBase, c: Cpu) -> None:
     """NET_RX_SOFTIRQ's kernel action."""
     cfg = k.config
     budget = cfg.netdev_budget

@@ -10,7 +10,8 @@ runtime is smaller by more than ``sched_wakeup_granularity_ns``.  A woken sleepe
 placed at ``min_vruntime - sched_latency_ns / 2`` at the earliest (the kernel's sleeper
 credit), so a task that sleeps a lot does not build up an unfair claim.
 
-Pure state: the engine performs the switch (frames, trace, cost).
+:class:`Scheduler` owns the tasks; the engine switches the stacks (greenlets in the sim;
+on the real engine the OS schedules the threads).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from irqflow.core.cpu import IDLE, SYSTEM
+from irqflow.core.cpu import IDLE, SYSTEM, USER
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.config import KernelConfig
+    from irqflow.core.cpu import Cpu
 
 #: kernel/sched/core.c sched_prio_to_weight[]: nice -20 .. 19; nice 0 = 1024.
 NICE_TO_WEIGHT: tuple[int, ...] = (
@@ -262,3 +265,146 @@ class RunQueue:
         if curr.is_rt:
             return False
         return curr.vruntime - woken.vruntime > self.cfg.sched_wakeup_granularity_ns
+
+
+class Scheduler:
+    """The kernel's tasks: making them, waking them, putting the current one to sleep,
+    the scheduler tick, and the bookkeeping of a context switch (``context_switch``; the
+    engine switches the stacks)."""
+
+    def __init__(self, k: KernelBase) -> None:
+        self.k = k
+        self.tasks: list[Task] = []
+        self.next_pid = 1
+        eng = k.engine
+        #: the engine runs this scheduler (False where the OS schedules the threads)
+        self.runs = eng.runs_scheduler
+        #: kernel code in process context is preempted on return from interrupt (full
+        #: preemption); otherwise only code returning to user mode (kthread_run bodies)
+        self.preempt_kernel = k.config.preempt_model in ("full", "rt")
+
+    # --- tasks ----------------------------------------------------------------------
+    def spawn(
+        self,
+        comm: str,
+        cpu: int,
+        body: Callable[[], Any],
+        *,
+        policy: str = "normal",
+        prio: int = 0,
+        nice: int = 0,
+        acct: str = SYSTEM,
+        start: bool = True,
+    ) -> Task:
+        """Make a task running ``body()`` on ``cpu``; ``start``: wake it now (else it
+        sleeps until woken)."""
+        pid = self.next_pid
+        self.next_pid += 1
+        t = Task(pid, comm, cpu, body, policy=policy, rt_priority=prio, nice=nice, acct=acct)
+        self.tasks.append(t)
+        self.k.engine.add_task(t)
+        if start:
+            t.state = RUNNING
+            c = self.k.cpus[t.cpu]
+            c.rq.enqueue(t, wakeup=False)
+            self._after_wake(c, t)
+        else:
+            t.state = SLEEPING
+        return t
+
+    def wake_up_process(self, t: Task) -> bool:
+        """``wake_up_process``: False if the task was already runnable (or is dead)."""
+        if t.state != SLEEPING:
+            return False
+        t.state = RUNNING
+        c = self.k.cpus[t.cpu]
+        c.rq.enqueue(t, wakeup=True)
+        if t.wq_worker is not None:
+            self.k.wq.worker_running(t)
+        self._after_wake(c, t)
+        return True
+
+    def _after_wake(self, c: Cpu, t: Task) -> None:
+        k = self.k
+        if k.tracing:
+            here = k.engine.current_cpu or c
+            k.trace.emit(
+                here,
+                "sched:sched_wakeup",
+                {"comm": t.comm, "pid": t.pid, "prio": t.prio, "target_cpu": c.nr},
+            )
+        if self.runs and c.rq.wakeup_should_preempt(c.current, t):
+            c.need_resched = True
+        k.engine.kick(c, t)
+
+    def block(self, c: Cpu) -> None:
+        """``set_current_state(TASK_UNINTERRUPTIBLE); schedule()``: the current task
+        sleeps until ``wake_up_process``."""
+        task = c.current
+        task.state = SLEEPING
+        c.rq.dequeue(task)
+        if task.wq_worker is not None:
+            self.k.wq.worker_sleeping(task)
+        self.k.engine.schedule(c)
+
+    def cond_resched(self, c: Cpu) -> None:
+        """A voluntary preemption point (where the OS schedules the threads, it always
+        gives the others a turn)."""
+        if c.need_resched or not self.runs:
+            self.k.engine.schedule(c)
+
+    def preempt(self, c: Cpu) -> None:
+        """Return from interrupt to task context with ``need_resched`` set: preempt the
+        task if the preemption model allows it here."""
+        if self.preempt_kernel or c.current.acct is USER:
+            self.k.engine.schedule(c)
+
+    def tick(self, c: Cpu) -> None:
+        """``scheduler_tick``: time slices, RT periods, and cmwq's CPU_INTENSIVE check."""
+        curr = c.current
+        if self.runs:
+            if c.rq.rt_tick(self.k.engine.now):
+                c.need_resched = True  # a new RT period: throttled RT tasks may run again
+            if curr is c.idle_task:
+                if len(c.rq):
+                    c.need_resched = True
+                return
+            if c.rq.tick_should_preempt(curr):
+                c.need_resched = True
+        if curr.wq_worker is not None:
+            self.k.wq.worker_tick(curr)
+
+    def context_switch(self, c: Cpu, prev: Task, nxt: Task) -> None:
+        """The bookkeeping of switching ``c`` from ``prev`` to ``nxt``: the
+        ``sched_switch`` tracepoint, and each task's own context (preempt_count, IRQ
+        flag, the driver code it was in) saved and restored."""
+        k = self.k
+        if k.tracing:
+            if prev is c.idle_task:
+                state = "R"
+            elif prev.state == RUNNING:
+                state = "R+"
+            else:
+                state = "X" if prev.state == "X" else "S"
+            k.trace.emit(
+                c,
+                "sched:sched_switch",
+                {
+                    "prev_comm": prev.comm,
+                    "prev_pid": prev.pid,
+                    "prev_prio": prev.prio,
+                    "prev_state": state,
+                    "next_comm": nxt.comm,
+                    "next_pid": nxt.pid,
+                    "next_prio": nxt.prio,
+                },
+            )
+        prev.saved_pc = c.preempt_count
+        prev.saved_irqs_on = c.irqs_on
+        prev.saved_running = c.running
+        c.nr_switches += 1
+        c.current = nxt
+        nxt.exec_start_sum = nxt.sum_exec
+        c.preempt_count = nxt.saved_pc
+        c.irqs_on = nxt.saved_irqs_on
+        c.running = nxt.saved_running

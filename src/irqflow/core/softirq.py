@@ -12,25 +12,61 @@ scheduler shares the CPU between it and everything else (invariant 14).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from irqflow.core.constants import HI_SOFTIRQ, SOFTIRQ_NAMES, SOFTIRQ_OFFSET, TASKLET_SOFTIRQ
+from irqflow.core.constants import (
+    HI_SOFTIRQ,
+    NR_SOFTIRQS,
+    SOFTIRQ_NAMES,
+    SOFTIRQ_OFFSET,
+    TASKLET_SOFTIRQ,
+)
 from irqflow.core.cpu import INTERRUPT_MASK, SOFTIRQ, in_interrupt
 from irqflow.core.sched import RUNNING
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 #: a vector's kernel action: a function of the kernel and the CPU, run in softirq context
 #: on the raising CPU (a driver's ``open_softirq`` action is called with no arguments)
-SoftirqFlow = Callable[["KernelCore", "Cpu"], None]
+SoftirqFlow = Callable[["KernelBase", "Cpu"], None]
 
 #: SOFTIRQ_NOW_MASK: vectors that the 4.9-6.4 deferral rule never defers
 SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
 
 
-def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -> None:
+class Softirqs:
+    """``softirq_vec[]`` and the limits of ``__do_softirq``.
+
+    A vector's action is the kernel's own (``open_kernel``: tasklets, timers, NET_RX for
+    NAPI), a driver's (``open``), or both: the kernel's runs first."""
+
+    def __init__(self, k: KernelBase) -> None:
+        cfg = k.config
+        #: the kernel's own actions, ``flow(k, cpu)``
+        self.flows: list[SoftirqFlow | None] = [None] * NR_SOFTIRQS
+        #: drivers' actions (``open_softirq``), called with no arguments
+        self.runs: list[Callable[[], Any] | None] = [None] * NR_SOFTIRQS
+        #: what the oops record says runs, per vector
+        self.wheres = tuple(f"softirq {name}" for name in SOFTIRQ_NAMES)
+        self.tick_ns = cfg.tick_period_ns
+        #: MAX_SOFTIRQ_TIME in jiffies, MAX_SOFTIRQ_RESTART
+        self.time_jiffies = cfg.max_softirq_time_jiffies
+        self.max_restart = cfg.softirq_max_restart
+        self.lat_raise = [k.lat.hist("softirq raise->entry", nr) for nr in range(NR_SOFTIRQS)]
+        self.lat_run = [k.lat.hist("softirq", nr) for nr in range(NR_SOFTIRQS)]
+
+    def open_kernel(self, nr: int, flow: SoftirqFlow) -> None:
+        """Install the kernel's own action of vector ``nr``."""
+        self.flows[nr] = flow
+
+    def open(self, nr: int, action: Callable[[], Any]) -> None:
+        """Install a driver's action of vector ``nr`` (``open_softirq``)."""
+        self.runs[nr] = action
+
+
+def raise_softirq_irqoff(k: KernelBase, c: Cpu, nr: int, *, wake: bool = True) -> None:
     """``raise_softirq_irqoff`` (``wake=False``: ``__raise_softirq_irqoff``).
 
     Wakes ksoftirqd only when called outside interrupt context (invariant 6): from
@@ -48,27 +84,28 @@ def raise_softirq_irqoff(k: KernelCore, c: Cpu, nr: int, *, wake: bool = True) -
         wakeup_softirqd(k, c, "raised from task context")
 
 
-def wakeup_softirqd(k: KernelCore, c: Cpu, reason: str) -> None:
+def wakeup_softirqd(k: KernelBase, c: Cpu, reason: str) -> None:
     t = c.ksoftirqd
     if t.state == RUNNING:
         return  # wake_up_process on a runnable task is a no-op
     c.ksoftirqd_wakeups += 1
     if k.tracing:
         k.trace.emit(c, "irqflow:ksoftirqd_wakeup", {"reason": reason})
-    k._wake_up_process(t)
+    k.sched.wake_up_process(t)
 
 
-def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> None:
+def handle_softirqs(k: KernelBase, c: Cpu, ksirqd: bool = False) -> None:
     """``__do_softirq``: entered and left with local IRQs off."""
     engine = k.engine
-    tick_ns = k._tick_ns
-    end = engine.now // tick_ns + k._softirq_time_jiffies  # jiffies + MAX_SOFTIRQ_TIME
-    restart = k.config.softirq_max_restart
-    pass_ns = k._softirq_pass_ns
-    lat_raise, lat_run = k._lat_softirq_raise, k._lat_softirq
-    runs = k._softirq_run
-    flows = k._softirq_flow
-    wheres = k._softirq_where
+    sv = k.softirqs
+    tick_ns = sv.tick_ns
+    end = engine.now // tick_ns + sv.time_jiffies  # jiffies + MAX_SOFTIRQ_TIME
+    restart = sv.max_restart
+    pass_ns = k.costs.softirq_pass
+    lat_raise, lat_run = sv.lat_raise, sv.lat_run
+    runs = sv.runs
+    flows = sv.flows
+    wheres = sv.wheres
     counts = c.softirq_counts
     tracing = k.tracing
     pending = c.softirq_pending
@@ -123,7 +160,7 @@ def handle_softirqs(k: KernelCore, c: Cpu, ksirqd: bool = False) -> None:
     c.preempt_count -= SOFTIRQ_OFFSET
 
 
-def invoke_softirq(k: KernelCore, c: Cpu) -> bool:
+def invoke_softirq(k: KernelBase, c: Cpu) -> bool:
     """``invoke_softirq`` from irq_exit (IRQs off, softirqs pending, outside interrupt
     context): True if the softirqs run right here (the caller then runs
     :func:`handle_softirqs`), False if they were left to ksoftirqd."""
@@ -140,7 +177,7 @@ def invoke_softirq(k: KernelCore, c: Cpu) -> bool:
     return True
 
 
-def do_softirq(k: KernelCore, c: Cpu) -> None:
+def do_softirq(k: KernelBase, c: Cpu) -> None:
     """``do_softirq``: used by ``local_bh_enable``; returns at once in interrupt context."""
     if in_interrupt(c.preempt_count) or not c.softirq_pending:
         return
@@ -158,17 +195,17 @@ def do_softirq(k: KernelCore, c: Cpu) -> None:
         k.irq_enable(c)
 
 
-def ksoftirqd_body(k: KernelCore) -> None:
+def ksoftirqd_body(k: KernelBase) -> None:
     """``ksoftirqd/N`` (kernel/smpboot.c loop + ``run_ksoftirqd``)."""
     # the context this thread runs in: the CPU itself in the sim, the thread's own view of
     # it on the real engine (whose context changes must be this thread's, not the CPU's)
     c = k._this_cpu("ksoftirqd")
     while True:
         if not c.softirq_pending:
-            k._block(c)
+            k.sched.block(c)
             continue
         c.irqs_on = False
         if c.softirq_pending:
             handle_softirqs(k, c, ksirqd=True)
         k.irq_enable(c)
-        k._cond_resched(c)
+        k.sched.cond_resched(c)

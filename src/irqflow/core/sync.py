@@ -18,8 +18,8 @@ from irqflow.core.errors import IrqflowError
 from irqflow.core.kthread import DONE, Ready
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
     from irqflow.core.sched import Task
 
 
@@ -34,7 +34,7 @@ class _Waiter:
 class WaitQueueHead:
     """``wait_queue_head_t``: tasks sleeping until ``wake_up``."""
 
-    def __init__(self, k: KernelCore, name: str = "") -> None:
+    def __init__(self, k: KernelBase, name: str = "") -> None:
         self._k = k
         self.name = name
         self._waiters: list[_Waiter] = []
@@ -53,14 +53,14 @@ class WaitQueueHead:
             waiters, self._waiters = self._waiters, []
             for w in waiters:
                 w.woken = True
-                k._wake_up_process(w.task)
+                k.sched.wake_up_process(w.task)
         return len(waiters)
 
     def __len__(self) -> int:
         return len(self._waiters)
 
 
-def _sleeper(k: KernelCore, what: str) -> Cpu:
+def _sleeper(k: KernelBase, what: str) -> Cpu:
     """The calling task's context, checked: process context, allowed to sleep."""
     c = k.engine.current_cpu
     if c is None:
@@ -72,16 +72,16 @@ def _sleeper(k: KernelCore, what: str) -> Cpu:
     return c
 
 
-def _sleep_on(k: KernelCore, c: Cpu, waiter: _Waiter) -> Cpu:
+def _sleep_on(k: KernelBase, c: Cpu, waiter: _Waiter) -> Cpu:
     """Sleep until ``waiter`` is woken (the caller then re-checks its condition).  Called
     with the engine lock held, which the sleep releases."""
     while not waiter.woken:
-        k._block(c)
+        k.sched.block(c)
         c = k._this_cpu("wait")
     return c
 
 
-def wait_event(k: KernelCore, h: WaitQueueHead, cond: Callable[[], bool]) -> Ready[None]:
+def wait_event(k: KernelBase, h: WaitQueueHead, cond: Callable[[], bool]) -> Ready[None]:
     """Sleep on ``h`` until ``cond()`` is true, re-checked each time ``h`` is woken."""
     with k.engine.lock:
         while not cond():
@@ -94,7 +94,7 @@ class Completion:
     """``struct completion``: ``complete()`` from any context, ``wait()`` in process
     context.  Each ``complete()`` lets one waiter through; ``complete_all()`` all."""
 
-    def __init__(self, k: KernelCore) -> None:
+    def __init__(self, k: KernelBase) -> None:
         self._k = k
         self._lock = k.engine.lock
         self._wq = WaitQueueHead(k, "completion")
@@ -130,7 +130,7 @@ class Mutex:
     and ``async with m:`` in an ``async def`` body).  Only the owner may unlock; locking
     it twice from one task is a deadlock, reported."""
 
-    def __init__(self, k: KernelCore) -> None:
+    def __init__(self, k: KernelBase) -> None:
         self._k = k
         self._wq = WaitQueueHead(k, "mutex")
         self.owner: Task | None = None

@@ -20,8 +20,8 @@ from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 #: TASKLET_STATE_SCHED: queued and not yet started
 TASKLET_STATE_SCHED = 1 << 0
@@ -87,7 +87,7 @@ class Tasklet:
         return f"<Tasklet {self.name} state={'|'.join(bits) or '0'} count={self.count}>"
 
 
-def tasklet_schedule_on(k: KernelCore, c: Cpu, t: Tasklet, nr: int) -> bool:
+def tasklet_schedule_on(k: KernelBase, c: Cpu, t: Tasklet, nr: int) -> bool:
     """Queue ``t`` at the tail of this CPU's list; False if it was already SCHED."""
     if t.state & TASKLET_STATE_SCHED:
         return False  # invariant 19: already queued and not started
@@ -99,13 +99,13 @@ def tasklet_schedule_on(k: KernelCore, c: Cpu, t: Tasklet, nr: int) -> bool:
     return True
 
 
-def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -> None:
+def tasklet_action_common(k: KernelBase, c: Cpu, lst: deque[Tasklet], nr: int) -> None:
     bh = c.bh_work[1 if nr == 0 else 0]
     if bh:  # 6.9+: the CPU's BH workqueue pool runs first (invariant 58)
         bh_worker(k, c, bh, nr)
     items = tuple(lst)  # take the whole list with IRQs off; schedules from now go to the next pass
     lst.clear()
-    cost = k._tasklet_dispatch_ns
+    cost = k.costs.tasklet_dispatch
     busy = k.engine.busy
     tracing = k.tracing
     lat = k.lat
@@ -142,7 +142,7 @@ def tasklet_action_common(k: KernelCore, c: Cpu, lst: deque[Tasklet], nr: int) -
         t.state &= ~TASKLET_STATE_RUN
 
 
-def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> None:
+def bh_worker(k: KernelBase, c: Cpu, bh: deque[Any], nr: int) -> None:
     """``bh_worker``: run the items queued so far, in queueing order, in softirq context;
     items queued meanwhile re-raise the vector for the next pass."""
     from irqflow.core.workqueue import WORK_STRUCT_PENDING  # workqueue.py imports us
@@ -151,9 +151,9 @@ def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> None:
         w, wq = bh.popleft()
         w.state &= ~WORK_STRUCT_PENDING
         w.running += 1
-        k._wq_trace_exec(w, "start")
+        k.wq.trace_exec(w, "start")
         k._call(c, w.func, (w,), f"bh work {w.name}")
-        k._wq_trace_exec(w, "end")
+        k.wq.trace_exec(w, "end")
         w.running -= 1
         w.runs += 1
         wq.finished[0] += 1
@@ -161,11 +161,11 @@ def bh_worker(k: KernelCore, c: Cpu, bh: deque[Any], nr: int) -> None:
         raise_softirq_irqoff(k, c, nr, wake=False)
 
 
-def tasklet_action(k: KernelCore, c: Cpu) -> None:
+def tasklet_action(k: KernelBase, c: Cpu) -> None:
     """TASKLET_SOFTIRQ's action."""
     tasklet_action_common(k, c, c.tasklet_vec, 6)
 
 
-def tasklet_hi_action(k: KernelCore, c: Cpu) -> None:
+def tasklet_hi_action(k: KernelBase, c: Cpu) -> None:
     """HI_SOFTIRQ's action."""
     tasklet_action_common(k, c, c.tasklet_hi_vec, 0)

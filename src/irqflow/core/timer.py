@@ -25,15 +25,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import TIMER_SOFTIRQ
-from irqflow.core.errors import refuse_async
+from irqflow.core.errors import IrqflowError, refuse_async
 from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
-TimerFlow = Callable[["KernelCore", "Cpu"], None]
+TimerFlow = Callable[["KernelBase", "Cpu"], None]
 
 
 class Timer:
@@ -71,30 +71,81 @@ class Timer:
         return f"<Timer {self.name} expires={self.expires} {state}>"
 
 
-def arm(k: KernelCore, c: Cpu, t: Timer, expires: int) -> None:
-    """Put ``t`` on ``c``'s base for jiffy ``expires`` (an older entry goes stale)."""
-    k._timer_seq += 1
-    t.seq = k._timer_seq
-    t.expires = expires
-    t.cpu = c.nr
-    t.pending = True
-    heapq.heappush(c.timers, (expires, t.seq, t))
-    k.engine.ensure_tick(c)
+class Timers:
+    """The timer bases: arming, moving and deleting timers (``add_timer`` ...)."""
+
+    def __init__(self, k: KernelBase) -> None:
+        self.k = k
+        #: arming order across the machine: the tie-break between equal expiries
+        self.seq = 0
+
+    def arm(self, c: Cpu, t: Timer, expires: int) -> None:
+        """Put ``t`` on ``c``'s base for jiffy ``expires`` (an older entry goes stale)."""
+        self.seq += 1
+        t.seq = self.seq
+        t.expires = expires
+        t.cpu = c.nr
+        t.pending = True
+        heapq.heappush(c.timers, (expires, t.seq, t))
+        self.k.engine.ensure_tick(c)
+
+    def add_kernel_timer(self, c: Cpu, expires: int, fn: TimerFlow) -> None:
+        """Arm the kernel flow ``fn(k, c)`` to run from TIMER_SOFTIRQ on ``c`` at
+        ``expires``."""
+        self.arm(c, Timer(None, flow=fn), expires)
+
+    def _cpu(self) -> Cpu:
+        c = self.k.engine.current_cpu
+        return c if c is not None else self.k.cpus[0]
+
+    @staticmethod
+    def check(t: Any, what: str, expires: int | None = None) -> Timer:
+        if not isinstance(t, Timer):
+            raise TypeError(f"{what}: expected an irqflow.Timer, got {t!r}")
+        if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
+            raise TypeError(
+                f"{what}({t.name}, {expires!r}): expires is an absolute time in jiffies "
+                "(k.jiffies + k.msecs_to_jiffies(ms))"
+            )
+        return t
+
+    def add_timer(self, t: Timer, expires: int) -> None:
+        self.check(t, "add_timer", expires)
+        if t.pending:
+            raise IrqflowError(
+                f"add_timer({t.name}): the timer is already pending (expires {t.expires}); "
+                "use mod_timer to move it"
+            )
+        self.arm(self._cpu(), t, expires)
+
+    def mod_timer(self, t: Timer, expires: int) -> bool:
+        self.check(t, "mod_timer", expires)
+        was = t.pending
+        if was and t.expires == expires:
+            return True  # same expiry: nothing to do
+        self.arm(self._cpu(), t, expires)
+        return was
+
+    def del_timer(self, t: Timer) -> bool:
+        self.check(t, "del_timer")
+        was = t.pending
+        t.pending = False
+        return was
 
 
-def add_kernel_timer(k: KernelCore, c: Cpu, expires: int, fn: TimerFlow) -> None:
+def add_kernel_timer(k: KernelBase, c: Cpu, expires: int, fn: TimerFlow) -> None:
     """Arm the kernel flow ``fn(k, c)`` to run from TIMER_SOFTIRQ on ``c`` at ``expires``."""
-    arm(k, c, Timer(None, flow=fn), expires)
+    k.timers.add_kernel_timer(c, expires, fn)
 
 
-def run_local_timers(k: KernelCore, c: Cpu) -> None:
+def run_local_timers(k: KernelBase, c: Cpu) -> None:
     """From the tick (hardirq): raise TIMER_SOFTIRQ once if a timer is due."""
     timers = c.timers
     if timers and timers[0][0] <= k.jiffies:
         raise_softirq_irqoff(k, c, TIMER_SOFTIRQ, wake=False)
 
 
-def run_timer_softirq(k: KernelCore, c: Cpu) -> None:
+def run_timer_softirq(k: KernelBase, c: Cpu) -> None:
     """TIMER_SOFTIRQ's kernel action: run every due timer, earliest first."""
     timers = c.timers
     now = k.jiffies

@@ -18,20 +18,19 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from irqflow.core.base import KernelBase
 from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
 from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
 from irqflow.core.cpu import IRQ_WORK_VECTOR
 from irqflow.core.errors import IrqflowError, refuse_async
 from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
-from irqflow.core.timer import Timer, arm
+from irqflow.core.timer import Timer
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
     from irqflow.core.sched import Task
 
 #: 2.6.11 create_workqueue: worker threads at nice -5
@@ -87,7 +86,8 @@ class DelayedWork(Work):
     def _fire(self, data: Any) -> None:
         # delayed_work_timer_fn: queue on the CPU the timer ran on (set by the kernel)
         assert self.wq is not None
-        self.wq._kernel._insert(self.wq, self, self.wq._kernel._work_cpu())
+        wqs = self.wq.kernel.wq
+        wqs.insert(self.wq, self, wqs.work_cpu())
 
 
 class Workqueue:
@@ -95,7 +95,7 @@ class Workqueue:
 
     def __init__(
         self,
-        kernel: KernelCore,
+        kernel: KernelBase,
         name: str,
         flags: int,
         single: bool,
@@ -104,7 +104,7 @@ class Workqueue:
         max_active: int = 1,
         ordered: bool = False,
     ) -> None:
-        self._kernel = kernel
+        self.kernel = kernel
         self.name = name
         self.flags = flags
         self.single = single or cmwq
@@ -125,7 +125,7 @@ class Workqueue:
         return f"<Workqueue {self.name} threads={len(self.workers)}>"
 
 
-def worker_thread(k: KernelCore, wq: Workqueue, i: int) -> None:
+def worker_thread(k: KernelBase, wq: Workqueue, i: int) -> None:
     """``worker_thread`` (2.6.11): run the list's items in FIFO order, sleep when empty."""
     lst = wq.lists[i]
     c = k._this_cpu("worker_thread")
@@ -133,36 +133,38 @@ def worker_thread(k: KernelCore, wq: Workqueue, i: int) -> None:
         if not lst:
             if wq.destroyed:
                 return
-            k._block(c)
+            k.sched.block(c)
             continue
         w = lst.popleft()
         w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)
         w.running += 1
-        k._wq_trace_exec(w, "start")
+        k.wq.trace_exec(w, "start")
         k._run_in_task(c, w.func, (w,), w.where)
-        k._wq_trace_exec(w, "end")
+        k.wq.trace_exec(w, "end")
         w.running -= 1
         w.runs += 1
         wq.finished[i] += 1
-        k._cond_resched(c)
+        k.sched.cond_resched(c)
 
 
-class WorkqueueMixin(KernelBase):
-    """The workqueue calls of ``KernelCore``."""
+class Workqueues:
+    """Every workqueue, the worker threads or pools behind them, and the calls that queue,
+    flush and cancel work."""
 
     system_wq: Workqueue
     system_bh_wq: Workqueue
     system_bh_highpri_wq: Workqueue
-    _workqueues: list[Workqueue]
-    _cmwq: Cmwq | None
 
-    def _init_workqueues(self) -> None:
-        self._workqueues = []
-        self._cmwq = (
-            Cmwq(cast("KernelCore", self)) if self.config.workqueue_model == "cmwq" else None
-        )
+    def __init__(self, k: KernelBase) -> None:
+        self.k = k
+        self.workqueues: list[Workqueue] = []
+        #: the concurrency-managed pools (``workqueue_model="cmwq"``), else None
+        self.cmwq = Cmwq(k) if k.config.workqueue_model == "cmwq" else None
+
+    def boot(self) -> None:
+        """The system workqueues (``workqueue_init_early``)."""
         self.system_wq = (
-            self.alloc_workqueue("events") if self._cmwq else self.create_workqueue("events")
+            self.alloc_workqueue("events") if self.cmwq else self.create_workqueue("events")
         )
         self.system_bh_wq = self.alloc_workqueue("events_bh", WQ_BH)
         self.system_bh_highpri_wq = self.alloc_workqueue("events_bh_highpri", WQ_BH | WQ_HIGHPRI)
@@ -174,11 +176,11 @@ class WorkqueueMixin(KernelBase):
             raise IrqflowError(f"workqueue name {name!r}: give a non-empty string")
         if not isinstance(max_active, int) or max_active < 0:
             raise IrqflowError(f"alloc_workqueue({name!r}, max_active={max_active!r}): use >= 0")
-        k = cast("KernelCore", self)
-        if self._cmwq is not None:
+        k = self.k
+        if self.cmwq is not None:
             active = max_active or WQ_DFL_ACTIVE
             if active > WQ_MAX_ACTIVE:
-                self.log(None, "warn", f"workqueue: max_active {active} requested for {name} "
+                self.k.log(None, "warn", f"workqueue: max_active {active} requested for {name} "
                          f"is out of range, clamping between 1 and {WQ_MAX_ACTIVE}")  # fmt: skip
                 active = WQ_MAX_ACTIVE
             wq = Workqueue(k, name, flags, True, cmwq=True, max_active=active, ordered=ordered)
@@ -187,9 +189,9 @@ class WorkqueueMixin(KernelBase):
             for i in range(len(wq.lists)):
                 comm = name if single else f"{name}/{i}"
                 wq.workers.append(
-                    k._spawn(comm, i, _worker_body(k, wq, i), nice=WORKER_NICE, start=False)
+                    k.sched.spawn(comm, i, _worker_body(k, wq, i), nice=WORKER_NICE, start=False)
                 )
-        self._workqueues.append(wq)
+        self.workqueues.append(wq)
         return wq
 
     def create_workqueue(self, name: str) -> Workqueue:
@@ -221,40 +223,57 @@ class WorkqueueMixin(KernelBase):
         return self._new_wq(name, flags, single=single, max_active=max_active)
 
     def _new_bh_wq(self, name: str, flags: int) -> Workqueue:
-        wq = Workqueue(cast("KernelCore", self), name, flags, True)
-        self._workqueues.append(wq)
+        wq = Workqueue(self.k, name, flags, True)
+        self.workqueues.append(wq)
         return wq
 
+    # --- the scheduler's hooks (cmwq concurrency management) -----------------------------
+    def worker_running(self, t: Task) -> None:
+        """``wq_worker_running``: a worker task woke up."""
+        if self.cmwq is not None:
+            self.cmwq.worker_running(t.wq_worker)
+
+    def worker_sleeping(self, t: Task) -> None:
+        """``wq_worker_sleeping``: a worker task is going to sleep."""
+        if self.cmwq is not None:
+            self.cmwq.worker_sleeping(t.wq_worker)
+
+    def worker_tick(self, t: Task) -> None:
+        """``wq_worker_tick``: a worker task was running at the tick."""
+        cm = self.cmwq
+        if cm is not None and cm.hogging(t.wq_worker):
+            cm.mark_intensive(t.wq_worker)
+
     # --- tracepoints shared by both models ----------------------------------------------
-    def _wq_trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
-        w.queue_ts = self.engine.now
-        if self.tracing:
+    def trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
+        w.queue_ts = self.k.engine.now
+        if self.k.tracing:
             fields = {"work": w.name, "function": symbol_name(w.func), "workqueue": wq.name,
                       "req_cpu": req_cpu, "cpu": cpu}  # fmt: skip
-            self.trace.emit(self.engine.current_cpu or self.cpus[0],
+            self.k.trace.emit(self.k.engine.current_cpu or self.k.cpus[0],
                             "workqueue:workqueue_queue_work", fields)  # fmt: skip
 
-    def _wq_trace_activate(self, w: Work) -> None:
-        if self.tracing:
-            self.trace.emit(self.engine.current_cpu or self.cpus[0],
+    def trace_activate(self, w: Work) -> None:
+        if self.k.tracing:
+            self.k.trace.emit(self.k.engine.current_cpu or self.k.cpus[0],
                             "workqueue:workqueue_activate_work",
                             {"work": w.name, "function": symbol_name(w.func)})  # fmt: skip
 
-    def _wq_trace_exec(self, w: Work, which: str) -> None:
-        now = self.engine.now
+    def trace_exec(self, w: Work, which: str) -> None:
+        now = self.k.engine.now
         wq_name = w.wq.name if w.wq is not None else "?"
         if which == "start":
-            self.lat.add("work queue->start", wq_name, now - w.queue_ts)
+            self.k.lat.hist("work queue->start", wq_name).add(now - w.queue_ts)
             w.exec_ts = now
         else:
-            self.lat.add("work", wq_name, now - w.exec_ts)
-        c = self.engine.current_cpu
-        if self.tracing and c is not None:
-            self.trace.emit(c, f"workqueue:workqueue_execute_{which}",
+            self.k.lat.hist("work", wq_name).add(now - w.exec_ts)
+        c = self.k.engine.current_cpu
+        if self.k.tracing and c is not None:
+            self.k.trace.emit(c, f"workqueue:workqueue_execute_{which}",
                             {"work": w.name, "function": symbol_name(w.func)})  # fmt: skip
 
-    def _work_cpu(self) -> int:
-        c = self.engine.current_cpu
+    def work_cpu(self) -> int:
+        c = self.k.engine.current_cpu
         return c.nr if c is not None else 0
 
     def _check_work(self, w: Any, what: str) -> Work:
@@ -262,25 +281,25 @@ class WorkqueueMixin(KernelBase):
             raise TypeError(f"{what}: expected an irqflow.Work, got {w!r}")
         return w
 
-    def _insert(self, wq: Workqueue, w: Work, cpu: int) -> None:
+    def insert(self, wq: Workqueue, w: Work, cpu: int) -> None:
         """``__queue_work``: PENDING is already set."""
         if wq.flags & WQ_BH:
             # BH workqueue: the queueing CPU's BH pool, run from TASKLET/HI_SOFTIRQ
             hi = bool(wq.flags & WQ_HIGHPRI)
-            c = self.cpus[cpu]
+            c = self.k.cpus[cpu]
             w.wq, w.cpu = wq, cpu
             w.queued += 1
             wq.inserted[0] += 1
             c.bh_work[hi].append((w, wq))
-            self._wq_trace_queue(wq, w, cpu, cpu)
-            self._wq_trace_activate(w)
-            if self.engine.current_cpu is c:
-                raise_softirq_irqoff(cast("KernelCore", self), c, 0 if hi else 6)
+            self.trace_queue(wq, w, cpu, cpu)
+            self.trace_activate(w)
+            if self.k.engine.current_cpu is c:
+                raise_softirq_irqoff(self.k, c, 0 if hi else 6)
             else:  # a remote CPU: irq_work raises it there
-                self.engine.call_at(self.engine.now, _raise_on, cast("KernelCore", self), c, hi)
+                self.k.engine.call_at(self.k.engine.now, _raise_on, self.k, c, hi)
             return
-        if self._cmwq is not None:
-            self._cmwq.queue(wq, w, cpu)
+        if self.cmwq is not None:
+            self.cmwq.queue(wq, w, cpu)
             return
         i = 0 if wq.single else cpu
         w.wq = wq
@@ -288,28 +307,28 @@ class WorkqueueMixin(KernelBase):
         w.queued += 1
         wq.lists[i].append(w)
         wq.inserted[i] += 1
-        self._wq_trace_queue(wq, w, cpu, i)
-        self._wq_trace_activate(w)
-        cast("KernelCore", self)._wake_up_process(wq.workers[i])
+        self.trace_queue(wq, w, cpu, i)
+        self.trace_activate(w)
+        self.k.sched.wake_up_process(wq.workers[i])
 
     def queue_work_on(self, cpu: int, wq: Workqueue, w: Work) -> bool:
         """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending."""
         self._check_work(w, "queue_work_on")
         if not isinstance(wq, Workqueue) or wq.destroyed:
             raise IrqflowError(f"queue_work({w.name}): {wq!r} is not a live workqueue")
-        if not isinstance(cpu, int) or not 0 <= cpu < len(self.cpus):
-            raise IrqflowError(f"queue_work_on({cpu!r}): CPUs are 0..{len(self.cpus) - 1}")
+        if not isinstance(cpu, int) or not 0 <= cpu < len(self.k.cpus):
+            raise IrqflowError(f"queue_work_on({cpu!r}): CPUs are 0..{len(self.k.cpus) - 1}")
         if wq.flags & WQ_BH:
             refuse_async(w.func, f"queue_work({wq.name}, {w.name})", "softirq (a BH workqueue)")
         if w.state & WORK_STRUCT_PENDING:
             return False  # invariant 46: no side effects
         w.state |= WORK_STRUCT_PENDING
-        self._insert(wq, w, cpu)
+        self.insert(wq, w, cpu)
         return True
 
     def queue_work(self, wq: Workqueue, w: Work) -> bool:
         """Queue on the submitting CPU (CPU 0 from outside the machine)."""
-        return self.queue_work_on(self._work_cpu(), wq, w)
+        return self.queue_work_on(self.work_cpu(), wq, w)
 
     def schedule_work(self, w: Work) -> bool:
         """``queue_work(system_wq, w)``: the ``events`` queue."""
@@ -327,8 +346,8 @@ class WorkqueueMixin(KernelBase):
             return self.queue_work(wq, dw)  # invariant 55: no timer for delay 0
         dw.state |= WORK_STRUCT_PENDING
         dw.wq = wq
-        c = self.engine.current_cpu or self.cpus[0]
-        arm(cast("KernelCore", self), c, dw.timer, cast("KernelCore", self).jiffies + delay)
+        c = self.k.engine.current_cpu or self.k.cpus[0]
+        self.k.timers.arm(c, dw.timer, self.k.jiffies + delay)
         return True
 
     def schedule_delayed_work(self, dw: DelayedWork, delay: int) -> bool:
@@ -347,13 +366,13 @@ class WorkqueueMixin(KernelBase):
         if isinstance(w, DelayedWork) and w.timer.pending:
             w.timer.pending = False
         elif w.wq is not None and w.wq.flags & WQ_BH:
-            lst = self.cpus[w.cpu].bh_work[bool(w.wq.flags & WQ_HIGHPRI)]
+            lst = self.k.cpus[w.cpu].bh_work[bool(w.wq.flags & WQ_HIGHPRI)]
             for item in list(lst):
                 if item[0] is w:
                     lst.remove(item)
                     w.wq.finished[0] += 1
-        elif self._cmwq is not None:
-            self._cmwq.steal(w)
+        elif self.cmwq is not None:
+            self.cmwq.steal(w)
         elif w.wq is not None and w in w.wq.lists[w.cpu]:
             w.wq.lists[w.cpu].remove(w)
             w.wq.finished[w.cpu] += 1  # it leaves the list: flushes do not wait for it
@@ -364,8 +383,8 @@ class WorkqueueMixin(KernelBase):
         """Wait until the last queued instance of ``w`` has run; False if it was idle."""
         self._check_work(w, "flush_work")
         if not w.state & WORK_STRUCT_PENDING and not w.running:
-            return False
-        return self._wait(
+            return self.k._ready(self.k.engine.current_cpu, False)
+        return self.k._wait(
             lambda: not w.state & WORK_STRUCT_PENDING and not w.running,
             f"flush_work({w.name})",
             True,
@@ -376,7 +395,7 @@ class WorkqueueMixin(KernelBase):
         pending.  On return it is neither pending nor running (invariant 56)."""
         self._check_work(w, "cancel_work_sync")
         was = self._steal(w)
-        return self._wait(lambda: not w.running, f"cancel_work_sync({w.name})", was)
+        return self.k._wait(lambda: not w.running, f"cancel_work_sync({w.name})", was)
 
     def cancel_delayed_work_sync(self, dw: DelayedWork) -> Any:
         return self.cancel_work_sync(dw)
@@ -384,22 +403,22 @@ class WorkqueueMixin(KernelBase):
     def flush_workqueue(self, wq: Workqueue) -> Any:
         """Wait for every item queued on ``wq`` before this call (later ones don't count)."""
         marks = list(wq.inserted)
-        return self._wait(
+        return self.k._wait(
             lambda: all(f >= m for f, m in zip(wq.finished, marks, strict=True)),
             f"flush_workqueue({wq.name})",
         )
 
-    def _pending_work_count(self) -> int:
+    def pending_work_count(self) -> int:
         """Work items queued or running, over every workqueue."""
         return sum(
-            i - f for wq in self._workqueues for i, f in zip(wq.inserted, wq.finished, strict=True)
+            i - f for wq in self.workqueues for i, f in zip(wq.inserted, wq.finished, strict=True)
         )
 
     def drain_workqueue(self, wq: Workqueue) -> Any:
         """Flush until ``wq`` is empty, including items its own items queue."""
         while any(i != f for i, f in zip(wq.inserted, wq.finished, strict=True)):
             self.flush_workqueue(wq)
-        return self._ready(self.engine.current_cpu, None)
+        return self.k._ready(self.k.engine.current_cpu, None)
 
     def destroy_workqueue(self, wq: Workqueue) -> None:
         """Drain ``wq`` and stop its threads."""
@@ -408,14 +427,14 @@ class WorkqueueMixin(KernelBase):
         self.drain_workqueue(wq)
         wq.destroyed = True
         for t in wq.workers:
-            cast("KernelCore", self)._wake_up_process(t)
+            self.k.sched.wake_up_process(t)
 
 
-def _worker_body(k: KernelCore, wq: Workqueue, i: int) -> Callable[[], None]:
+def _worker_body(k: KernelBase, wq: Workqueue, i: int) -> Callable[[], None]:
     return lambda: worker_thread(k, wq, i)
 
 
-def _raise_on(k: KernelCore, c: Cpu, hi: bool) -> None:
+def _raise_on(k: KernelBase, c: Cpu, hi: bool) -> None:
     """irq_work on another CPU: mark the BH pool's vector pending there and send the IPI,
     whose irq_exit runs it."""
     raise_softirq_irqoff(k, c, 0 if hi else 6, wake=False)

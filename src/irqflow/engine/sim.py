@@ -399,44 +399,16 @@ class SimEngine:
         self._switched_in(here)
 
     def _switch_prep(self, c: Cpu, prev: Task, nxt: Task) -> None:
-        """The bookkeeping of a context switch on ``c`` (``__schedule``)."""
-        k = self.k
-        if k.tracing:
-            if prev is c.idle_task:
-                state = "R"
-            elif prev.state == RUNNING:
-                state = "R+"
-            else:
-                state = "X" if prev.state == "X" else "S"
-            k.trace.emit(
-                c,
-                "sched:sched_switch",
-                {
-                    "prev_comm": prev.comm,
-                    "prev_pid": prev.pid,
-                    "prev_prio": prev.prio,
-                    "prev_state": state,
-                    "next_comm": nxt.comm,
-                    "next_pid": nxt.pid,
-                    "next_prio": nxt.prio,
-                },
-            )
-        prev.saved_pc = c.preempt_count
-        prev.saved_irqs_on = c.irqs_on
-        prev.saved_running = c.running
-        c.nr_switches += 1
-        c.current = nxt
-        nxt.exec_start_sum = nxt.sum_exec
-        c.preempt_count = nxt.saved_pc
-        c.irqs_on = nxt.saved_irqs_on
-        c.running = nxt.saved_running
+        """Switch ``c`` from ``prev`` to ``nxt``: the kernel's bookkeeping, and the
+        watchdog's note that the CPU scheduled."""
+        self.k.sched.context_switch(c, prev, nxt)
         st: SimCpu = c.engine_state
         st.touched = self.now
         st.lockup_reported = False
 
     def _switched_in(self, c: Cpu) -> None:
         """The task switched to pays the context switch."""
-        cost = self.k._switch_ns
+        cost = self.k.costs.switch
         if cost:
             self.busy(c, cost, SYSTEM)
 
@@ -445,11 +417,11 @@ class SimEngine:
         ts: SimTask = task.engine_state
         ts.sleep_token += 1
         self._push(t_ns, self._timeout, task, ts.sleep_token)
-        self.k._block(c)
+        self.k.sched.block(c)
 
     def _timeout(self, task: Task, token: int) -> None:
         if task.engine_state.sleep_token == token:
-            self.k._wake_up_process(task)
+            self.k.sched.wake_up_process(task)
 
     def call_driver(self, c: Cpu, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         return fn(*args)
@@ -519,7 +491,7 @@ class SimEngine:
         or kernel code that never yields under preempt_model none/voluntary) for
         ``softlockup_thresh_ns`` is stuck: report it once per stuck stretch."""
         k = self.k
-        if not c.preempt_count and c.irqs_on and (k._preempt_kernel or c.current.acct is USER):
+        if not c.preempt_count and c.irqs_on and (k.sched.preempt_kernel or c.current.acct is USER):
             st.touched = self.now  # the watchdog thread could run here
             st.lockup_reported = False
             return

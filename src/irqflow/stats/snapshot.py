@@ -17,6 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from irqflow.core.constants import SOFTIRQ_NAMES
+from irqflow.core.cpu import IDLE, IRQ, SOFTIRQ, SYSTEM, USER
+from irqflow.core.irq.desc import SPURIOUS_DISABLED
+from irqflow.core.klog import LogRecord, Oops
+from irqflow.core.sched import RUNNING
+
+if TYPE_CHECKING:
+    from irqflow.core.kernel import KernelCore
+
+__all__ = ["CpuTimes", "IrqStats", "LogRecord", "Oops", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,33 +87,6 @@ class CpuTimes:
 
 
 @dataclass(frozen=True, slots=True)
-class Oops:
-    """A handler fault recorded the way the kernel would print an oops; the CPU went on."""
-
-    time_ns: int
-    cpu: int
-    #: "hardirq", "softirq" or "task"
-    context: str
-    #: what was running: action name, "tasklet <func>", "softirq NET_RX", thread comm
-    where: str
-    irq: int | None
-    exc_type: str
-    message: str
-    traceback: str
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One kernel log (dmesg) line: warnings such as "Unbalanced enable for IRQ 9"."""
-
-    time_ns: int
-    cpu: int | None
-    #: "warn", "err", "info"
-    level: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every counter at one instant."""
 
@@ -131,3 +116,75 @@ class Snapshot:
     time_squeeze: tuple[int, ...] = field(default_factory=tuple)
     oopses: tuple[Oops, ...] = field(default_factory=tuple)
     log: tuple[LogRecord, ...] = field(default_factory=tuple)
+
+
+def take_snapshot(k: KernelCore) -> Snapshot:
+    """A frozen snapshot of every counter of ``k`` (``Kernel.statistics()``)."""
+    ncpus = len(k.cpus)
+    irqs = {}
+    for n in sorted(k.genirq.descs):
+        d = k.genirq.descs[n]
+        if not d.requested and not d.raised:
+            continue
+        irqs[n] = IrqStats(
+            irq=n,
+            name=d.name,
+            chip=d.chip,
+            hwirq=n,
+            trigger=d.trigger,
+            flow=d.trigger,
+            per_cpu=tuple(d.kstat),
+            raised=d.raised,
+            accepted=d.accepted,
+            coalesced=d.coalesced,
+            lost=d.lost,
+            in_flight=d.in_flight,
+            unhandled=d.unhandled,
+            depth=d.depth,
+            spurious_disabled=bool(d.state & SPURIOUS_DISABLED),
+            irq_count=d.irq_count,
+            irqs_unhandled=d.irqs_unhandled,
+            actions=len(d.actions),
+        )
+    softirqs = {
+        name: tuple(c.softirq_counts[nr] for c in k.cpus) for nr, name in enumerate(SOFTIRQ_NAMES)
+    }
+    raises = {
+        name: tuple(c.softirq_raises[nr] for c in k.cpus) for nr, name in enumerate(SOFTIRQ_NAMES)
+    }
+    times = []
+    for c in k.cpus:
+        t = k.engine.cpu_times(c)
+        times.append(
+            CpuTimes(
+                user=t[USER],
+                nice=0,
+                system=t[SYSTEM],
+                idle=t[IDLE],
+                irq=t[IRQ],
+                softirq=t[SOFTIRQ],
+            )
+        )
+    arch_names = sorted({k for c in k.cpus for k in c.arch_counts})
+    arch = {a: tuple(c.arch_counts.get(a, 0) for c in k.cpus) for a in arch_names}
+    live = [t for t in k.sched.tasks if t.state == RUNNING]
+    return Snapshot(
+        time_ns=k.engine.now,
+        jiffies=k.jiffies,
+        hz=k.config.hz,
+        ncpus=ncpus,
+        nr_irqs=k.config.nr_irqs,
+        irqs=irqs,
+        softirqs=softirqs,
+        softirq_raises=raises,
+        cpus=tuple(times),
+        arch=arch,
+        context_switches=sum(c.nr_switches for c in k.cpus),
+        processes=len(k.sched.tasks),
+        procs_running=len(live),
+        procs_blocked=0,
+        ksoftirqd_wakeups=tuple(c.ksoftirqd_wakeups for c in k.cpus),
+        time_squeeze=tuple(c.time_squeeze for c in k.cpus),
+        oopses=tuple(k._oopses),
+        log=tuple(k._log),
+    )

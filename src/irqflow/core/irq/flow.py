@@ -27,16 +27,17 @@ from irqflow.core.irq.desc import (
     IrqDesc,
 )
 from irqflow.core.irq.spurious import note_interrupt
+from irqflow.core.irq.thread import irq_wake_thread
 from irqflow.core.kthread import FAILED
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 IRQ_WAKE = int(IRQ_WAKE_THREAD)
 
 
-def _defer(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
+def _defer(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     """The line cannot run here now: record PENDING and mask it (edge and disabled paths)."""
     desc.set_pending()
     chip.mask_ack(desc)
@@ -51,7 +52,7 @@ def _defer(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
         )
 
 
-def handle_edge_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
+def handle_edge_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     desc.state &= ~REPLAY
     if desc.state & INPROGRESS:  # !irq_may_run(): running on another CPU
         _defer(k, c, desc)
@@ -75,7 +76,7 @@ def handle_edge_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
         replay = True
 
 
-def handle_level_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
+def handle_level_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     chip.mask_ack(desc)
     if desc.state & INPROGRESS:
         # left masked, no PENDING: the other CPU unmasks and the line fires again
@@ -96,7 +97,7 @@ def handle_level_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
         chip.unmask(k, desc)
 
 
-def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
+def handle_irq_event(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     """Run every action of the line with local IRQs off; OR their results."""
     if desc.state & PENDING:
         desc.consume_pending()
@@ -117,7 +118,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
         if k.tracing:
             k.trace.emit(c, "irq:irq_handler_exit", {"irq": irq, "ret": res})
         if res & IRQ_WAKE:
-            k._irq_wake_thread(c, desc, action)
+            irq_wake_thread(k, c, desc, action)
         ret |= res
     # note_interrupt returns at once for a handled event on a line with no unhandled ones
     if (
@@ -131,7 +132,7 @@ def handle_irq_event(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
     desc.inprogress_cpu = None
 
 
-def _check_return(k: KernelCore, c: Cpu, name: str, irq: int, res: Any) -> int:
+def _check_return(k: KernelBase, c: Cpu, name: str, irq: int, res: Any) -> int:
     if res.__class__ is IrqReturn:
         return int(res._value_)  # plain int from here on (IntFlag operators are slow)
     if res is FAILED:

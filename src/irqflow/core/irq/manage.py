@@ -5,10 +5,9 @@ resend, affinity, and the hardware side (``raise_irq``, ``set_irq_level``)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from irqflow.core import cpu as cpumod
-from irqflow.core.base import KernelBase
 from irqflow.core.constants import (
     IRQF_COND_ONESHOT,
     IRQF_EDGE_MASK,
@@ -42,53 +41,61 @@ from irqflow.core.irq.desc import (
 from irqflow.core.irq.flow import handle_edge_irq, handle_level_irq
 from irqflow.core.irq.thread import (
     default_primary,
-    irq_wake_thread,
     setup_forced_threading,
     start_threads,
     stop_threads,
 )
 
 if TYPE_CHECKING:
-    from irqflow.core.kernel import KernelCore
+    from irqflow.core.base import KernelBase
 
 
-class IrqManageMixin(KernelBase):
-    """The genirq calls of ``KernelCore``."""
+class Genirq:
+    """The interrupt descriptors and the genirq calls (``request_irq`` ...)."""
 
-    def _desc(self, irq: int, what: str) -> IrqDesc:
+    def __init__(self, k: KernelBase) -> None:
+        self.k = k
+        #: irq_desc[], made on first use of a line
+        self.descs: dict[int, IrqDesc] = {}
+        #: note_interrupt reports at most MAX_BOGUS_REPORTS bogus return values
+        self.bogus_reports = 0
+        #: the spurious-IRQ poller's timer is armed
+        self.spurious_poll_armed = False
+
+    def desc(self, irq: int, what: str) -> IrqDesc:
         if not isinstance(irq, int) or isinstance(irq, bool):
             raise TypeError(f"{what}({irq!r}): the IRQ number must be an int")
-        if not 0 <= irq < self.config.nr_irqs:
+        if not 0 <= irq < self.k.config.nr_irqs:
             raise RequestError(
                 "EINVAL",
                 f"{what}({irq}): IRQ {irq} does not exist; this machine has IRQs "
-                f"0..{self.config.nr_irqs - 1} (KernelConfig.nr_irqs)",
+                f"0..{self.k.config.nr_irqs - 1} (KernelConfig.nr_irqs)",
             )
-        desc = self._descs.get(irq)
+        desc = self.descs.get(irq)
         if desc is None:
-            desc = self._descs[irq] = IrqDesc(irq, len(self.cpus))
-            desc.lat_raise = self.lat.hist("raise->hardirq", irq)
-            desc.lat_hardirq = self.lat.hist("hardirq", irq)
+            desc = self.descs[irq] = IrqDesc(irq, len(self.k.cpus))
+            desc.lat_raise = self.k.lat.hist("raise->hardirq", irq)
+            desc.lat_hardirq = self.k.lat.hist("hardirq", irq)
         return desc
 
-    def _flow_for(self, desc: IrqDesc) -> Callable[[KernelCore, Cpu, IrqDesc], None]:
+    def _flow_for(self, desc: IrqDesc) -> Callable[[KernelBase, Cpu, IrqDesc], None]:
         return handle_edge_irq if desc.trigger is EDGE else handle_level_irq
 
     # ------------------------------------------------------------------ hardware side
     def raise_irq(self, irq: int) -> None:
         """A device signals line ``irq``: one edge, or on a level line, asserts it."""
-        desc = self._descs.get(irq) if irq.__class__ is int else None
+        desc = self.descs.get(irq) if irq.__class__ is int else None
         if desc is None:
-            desc = self._desc(irq, "raise_irq")
+            desc = self.desc(irq, "raise_irq")
         if desc.trigger is EDGE:
-            chip.raise_edge(self, desc)
+            chip.raise_edge(self.k, desc)
         else:
             desc.asserted = True
-            chip.level_check(self, desc)
+            chip.level_check(self.k, desc)
 
     def set_irq_level(self, irq: int, asserted: bool) -> None:
         """Drive a level-triggered line: the device holds it until its driver quiets it."""
-        desc = self._desc(irq, "set_irq_level")
+        desc = self.desc(irq, "set_irq_level")
         if desc.trigger is not LEVEL:
             raise IrqflowError(
                 f"set_irq_level({irq}): IRQ {irq} is edge-triggered; request it with "
@@ -96,47 +103,21 @@ class IrqManageMixin(KernelBase):
             )
         desc.asserted = bool(asserted)
         if asserted:
-            chip.level_check(self, desc)
+            chip.level_check(self.k, desc)
 
     def irq_set_affinity(self, irq: int, cpus: Iterable[int]) -> None:
         """Set the CPUs allowed to take ``irq``."""
-        desc = self._desc(irq, "irq_set_affinity")
+        desc = self.desc(irq, "irq_set_affinity")
         chosen = sorted(set(cpus))
-        if not chosen or not all(isinstance(n, int) and 0 <= n < len(self.cpus) for n in chosen):
+        if not chosen or not all(isinstance(n, int) and 0 <= n < len(self.k.cpus) for n in chosen):
             raise IrqflowError(
                 f"irq_set_affinity({irq}, {chosen}): give a non-empty set of CPU numbers "
-                f"in 0..{len(self.cpus) - 1}"
+                f"in 0..{len(self.k.cpus) - 1}"
             )
         desc.affinity = tuple(chosen)
 
     # ------------------------------------------------------------------ genirq
-    def request_irq(
-        self,
-        irq: int,
-        handler: Callable[[int, Any], Any],
-        flags: int = 0,
-        name: str = "",
-        dev_id: Any = None,
-    ) -> None:
-        """Register ``handler(irq, dev_id) -> IrqReturn`` on line ``irq``.
-
-        Raises :class:`RequestError` with the kernel's errno (``EINVAL``, ``EBUSY``) when
-        the request is refused."""
-        self._setup_irq(irq, handler, None, flags | IRQF_COND_ONESHOT, name, dev_id)
-
-    def request_threaded_irq(
-        self,
-        irq: int,
-        handler: Callable[[int, Any], Any] | None,
-        thread_fn: Callable[[int, Any], Any] | None,
-        flags: int = 0,
-        name: str = "",
-        dev_id: Any = None,
-    ) -> None:
-        """Register a primary ``handler`` and a ``thread_fn`` run by thread ``irq/N-name``."""
-        self._setup_irq(irq, handler, thread_fn, flags, name, dev_id)
-
-    def _setup_irq(
+    def setup_irq(
         self,
         irq: int,
         handler: Callable[[int, Any], Any] | None,
@@ -145,7 +126,8 @@ class IrqManageMixin(KernelBase):
         name: str,
         dev_id: Any,
     ) -> None:
-        desc = self._desc(irq, "request_irq")
+        """``__setup_irq``: add an action to the line (request_irq, request_threaded_irq)."""
+        desc = self.desc(irq, "request_irq")
         what = f"request_irq({irq}, name={name!r})"
         if flags & IRQF_SHARED and flags & IRQF_NO_AUTOEN:
             raise RequestError(
@@ -202,7 +184,7 @@ class IrqManageMixin(KernelBase):
             if flags & IRQF_COND_ONESHOT and oldf & IRQF_ONESHOT:
                 flags |= IRQF_ONESHOT
         action = IrqAction(irq, handler, flags, name, dev_id, thread_fn)
-        setup_forced_threading(cast("KernelCore", self), action)
+        setup_forced_threading(self.k, action)
         if action.flags & IRQF_ONESHOT:
             used = 0
             for other in desc.actions:
@@ -230,7 +212,7 @@ class IrqManageMixin(KernelBase):
                 # irq_startup(desc, IRQ_RESEND): enable, and replay an edge left pending
                 desc.depth = 0
                 desc.state &= ~DISABLED
-                chip.unmask(self, desc)
+                chip.unmask(self.k, desc)
                 self._check_irq_resend(desc)
         elif desc.state & SPURIOUS_DISABLED:
             # a new sharer may be the driver that cares: re-enable once (invariant 45)
@@ -238,12 +220,12 @@ class IrqManageMixin(KernelBase):
             self._enable(desc)
         desc.irq_count = 0
         desc.irqs_unhandled = 0
-        start_threads(cast("KernelCore", self), desc, action)
+        start_threads(self.k, desc, action)
 
     def free_irq(self, irq: int, dev_id: Any = None) -> str:
         """Remove the action registered with ``dev_id``; returns its name. Waits (outside
         the machine) until no handler of the line is running."""
-        desc = self._desc(irq, "free_irq")
+        desc = self.desc(irq, "free_irq")
         for action in desc.actions:
             if action.dev_id is dev_id or action.dev_id == dev_id:
                 break
@@ -253,18 +235,18 @@ class IrqManageMixin(KernelBase):
                 f"free_irq({irq}, dev_id={dev_id!r}): Trying to free already-free IRQ {irq}: "
                 f"no action has that dev_id; registered actions: {have}"
             )
-        c = self.engine.current_cpu
+        c = self.k.engine.current_cpu
         if c is not None and cpumod.in_interrupt(c.preempt_count):
-            self.log(c, "warn", f"Trying to free IRQ {irq} from IRQ context!")
+            self.k.log(c, "warn", f"Trying to free IRQ {irq} from IRQ context!")
         desc.actions.remove(action)
         if not desc.actions:
             desc.depth = 1
             desc.state |= DISABLED
             desc.orphan_pending()
             chip.shutdown(desc)
-        stop_threads(cast("KernelCore", self), action)
+        stop_threads(self.k, action)
         if c is None:
-            self._wait(
+            self.k._wait(
                 lambda: not desc.state & INPROGRESS and desc.threads_active == 0,
                 f"free_irq({irq})",
             )
@@ -272,7 +254,7 @@ class IrqManageMixin(KernelBase):
 
     def disable_irq_nosync(self, irq: int) -> None:
         """Disable the line (nested by depth) without waiting for running handlers."""
-        desc = self._desc(irq, "disable_irq_nosync")
+        desc = self.desc(irq, "disable_irq_nosync")
         if desc.depth == 0:
             desc.state |= DISABLED  # lazy disable: the pin stays unmasked until it fires
         desc.depth += 1
@@ -285,18 +267,18 @@ class IrqManageMixin(KernelBase):
     def enable_irq(self, irq: int) -> None:
         """Undo one ``disable_irq``; at depth 1 -> 0 the line is enabled and an edge that
         arrived meanwhile is replayed once (invariants 29, 34)."""
-        self._enable(self._desc(irq, "enable_irq"))
+        self._enable(self.desc(irq, "enable_irq"))
 
     def _enable(self, desc: IrqDesc) -> None:
         if desc.depth == 0:
-            self.log(self.engine.current_cpu, "warn", f"Unbalanced enable for IRQ {desc.irq}")
+            self.k.log(self.k.engine.current_cpu, "warn", f"Unbalanced enable for IRQ {desc.irq}")
             return
         desc.depth -= 1
         if desc.depth:
             return
         desc.state &= ~DISABLED
         if desc.state & MASKED and desc.actions:
-            chip.unmask(self, desc)
+            chip.unmask(self.k, desc)
         self._check_irq_resend(desc)
 
     def _check_irq_resend(self, desc: IrqDesc) -> None:
@@ -316,21 +298,18 @@ class IrqManageMixin(KernelBase):
         if not desc.actions:
             desc.settle_lost()
             return
-        chip.present(self, desc)
+        chip.present(self.k, desc)
 
     def synchronize_irq(self, irq: int) -> Any:
         """Wait until no handler of ``irq`` is running on any CPU (invariant 41)."""
-        desc = self._desc(irq, "synchronize_irq")
-        return self._wait(
+        desc = self.desc(irq, "synchronize_irq")
+        return self.k._wait(
             lambda: not desc.state & INPROGRESS and desc.threads_active == 0,
             f"synchronize_irq({irq})",
         )
-
-    def _irq_wake_thread(self, c: Cpu, desc: IrqDesc, action: IrqAction) -> None:
-        irq_wake_thread(cast("KernelCore", self), c, desc, action)
 
     def irq_state(self, irq: int) -> str:
         """The line's state bits as text, e.g. ``"DISABLED|MASKED"`` (for debugging)."""
         from irqflow.core.irq.desc import state_names
 
-        return state_names(self._desc(irq, "irq_state").state)
+        return state_names(self.desc(irq, "irq_state").state)

@@ -21,8 +21,8 @@ from irqflow.core.kthread import symbol_name
 from irqflow.core.timer import add_kernel_timer
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 #: bit 31 of threads_handled_last: the verdict on a threaded event is deferred
 SPURIOUS_DEFERRED = 1 << 31
@@ -30,10 +30,10 @@ SPURIOUS_DEFERRED = 1 << 31
 MAX_BOGUS_REPORTS = 100
 
 
-def note_interrupt(k: KernelCore, c: Cpu, desc: IrqDesc, ret: int) -> None:
+def note_interrupt(k: KernelBase, c: Cpu, desc: IrqDesc, ret: int) -> None:
     if ret > 3:
-        if k._bogus_reports < MAX_BOGUS_REPORTS:
-            k._bogus_reports += 1
+        if k.genirq.bogus_reports < MAX_BOGUS_REPORTS:
+            k.genirq.bogus_reports += 1
             k.log(c, "err", f"irq event {desc.irq}: bogus return value {ret:x}")
         return
     if ret & 2:
@@ -75,13 +75,13 @@ def note_interrupt(k: KernelCore, c: Cpu, desc: IrqDesc, ret: int) -> None:
         k.log(c, "emerg", f"Disabling IRQ #{desc.irq}")
         desc.state |= SPURIOUS_DISABLED | DISABLED
         desc.depth += 1
-        if not k._spurious_poll_armed:
-            k._spurious_poll_armed = True
+        if not k.genirq.spurious_poll_armed:
+            k.genirq.spurious_poll_armed = True
             add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)
     desc.irqs_unhandled = 0
 
 
-def try_one_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
+def try_one_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     """Run a disabled shared line's actions once, on the poller's behalf (``force``)."""
     from irqflow.core.irq.flow import handle_irq_event  # flow.py imports this module
 
@@ -98,13 +98,13 @@ def try_one_irq(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:
     desc.state &= ~POLL_INPROGRESS
 
 
-def poll_spurious_irqs(k: KernelCore, c: Cpu) -> None:
+def poll_spurious_irqs(k: KernelBase, c: Cpu) -> None:
     """``poll_spurious_irqs``: every HZ/10, run the actions of lines that "nobody cared"
     disabled, so a device sharing the line still gets served (kernel/irq/spurious.c)."""
-    k._spurious_poll_armed = False
+    k.genirq.spurious_poll_armed = False
     polled = False
-    for irq in sorted(k._descs):
-        desc = k._descs[irq]
+    for irq in sorted(k.genirq.descs):
+        desc = k.genirq.descs[irq]
         if not desc.state & SPURIOUS_DISABLED:
             continue
         polled = True
@@ -112,5 +112,5 @@ def poll_spurious_irqs(k: KernelCore, c: Cpu) -> None:
         try_one_irq(k, c, desc)
         k.irq_enable(c)
     if polled:
-        k._spurious_poll_armed = True
+        k.genirq.spurious_poll_armed = True
         add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)

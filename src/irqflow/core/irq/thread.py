@@ -34,8 +34,8 @@ from irqflow.core.sched import SLEEPING
 from irqflow.core.softirq import do_softirq
 
 if TYPE_CHECKING:
+    from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
-    from irqflow.core.kernel import KernelCore
 
 
 #: sched_set_fifo(): MAX_RT_PRIO / 2
@@ -54,7 +54,7 @@ def forced_secondary(irq: int, dev_id: Any) -> int:
     return IRQ_NONE
 
 
-def setup_forced_threading(k: KernelCore, action: IrqAction) -> None:
+def setup_forced_threading(k: KernelBase, action: IrqAction) -> None:
     """``irq_setup_forced_threading``: move the hard handler into the thread."""
     if not k.config.threadirqs:
         return
@@ -74,14 +74,14 @@ def setup_forced_threading(k: KernelCore, action: IrqAction) -> None:
     action.handler = default_primary
 
 
-def start_threads(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
+def start_threads(k: KernelBase, desc: IrqDesc, action: IrqAction) -> None:
     """Create ``irq/N-name`` (and ``irq/N-s-name`` for a forced secondary)."""
     if action.thread_fn is None:
         return
     for act, comm in ((action, f"irq/{desc.irq}-{action.name}"),
                       (action.secondary, f"irq/{desc.irq}-s-{action.name}")):  # fmt: skip
         if act is not None:
-            act.thread = k._spawn(
+            act.thread = k.sched.spawn(
                 comm,
                 desc.affinity[0],
                 _thread_body(k, desc, act),
@@ -92,19 +92,19 @@ def start_threads(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
             )
 
 
-def _thread_body(k: KernelCore, desc: IrqDesc, action: IrqAction) -> Callable[[], None]:
+def _thread_body(k: KernelBase, desc: IrqDesc, action: IrqAction) -> Callable[[], None]:
     return lambda: irq_thread(k, desc, action)
 
 
-def stop_threads(k: KernelCore, action: IrqAction) -> None:
+def stop_threads(k: KernelBase, action: IrqAction) -> None:
     """``kthread_stop`` for free_irq: the thread exits once it has no run owed."""
     for act in (action, action.secondary):
         if act is not None and act.thread is not None:
             act.stopping = True
-            k._wake_up_process(act.thread)
+            k.sched.wake_up_process(act.thread)
 
 
-def irq_wake_thread(k: KernelCore, c: Cpu, desc: IrqDesc, action: IrqAction) -> None:
+def irq_wake_thread(k: KernelBase, c: Cpu, desc: IrqDesc, action: IrqAction) -> None:
     """``__irq_wake_thread`` (hard-IRQ context, after the action's exit tracepoint)."""
     if action.thread is None:
         if not action.warned_wake:
@@ -124,10 +124,10 @@ def irq_wake_thread(k: KernelCore, c: Cpu, desc: IrqDesc, action: IrqAction) -> 
     t = action.thread
     if t.state == SLEEPING and t.waiting_irq and c.nr in desc.affinity:
         t.cpu = c.nr  # wake on the CPU that took the interrupt (its affinity allows it)
-    k._wake_up_process(t)
+    k.sched.wake_up_process(t)
 
 
-def irq_finalize_oneshot(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
+def irq_finalize_oneshot(k: KernelBase, desc: IrqDesc, action: IrqAction) -> None:
     if not action.flags & IRQF_ONESHOT or action.handler is forced_secondary:
         return  # ONESHOT only, and never for a forced secondary
     if action.runthread:
@@ -137,7 +137,7 @@ def irq_finalize_oneshot(k: KernelCore, desc: IrqDesc, action: IrqAction) -> Non
         chip.unmask(k, desc)
 
 
-def _forced_thread_fn(k: KernelCore, c: Cpu, desc: IrqDesc, action: IrqAction) -> int:
+def _forced_thread_fn(k: KernelBase, c: Cpu, desc: IrqDesc, action: IrqAction) -> int:
     """``irq_forced_thread_fn``: the hard handler, with BH and IRQs off, in the thread."""
     c.preempt_count += SOFTIRQ_DISABLE_OFFSET  # local_bh_disable()
     c.irqs_on = False  # local_irq_disable() (non-RT, since 81e2073c175b)
@@ -165,7 +165,7 @@ def _as_int(res: Any) -> int:
         return int(IRQ_NONE)
 
 
-def irq_thread(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
+def irq_thread(k: KernelBase, desc: IrqDesc, action: IrqAction) -> None:
     """The body of ``irq/N-name`` (``irq_thread``)."""
     task = action.thread
     while True:
@@ -174,7 +174,7 @@ def irq_thread(k: KernelCore, desc: IrqDesc, action: IrqAction) -> None:
             if action.stopping:
                 return
             task.waiting_irq = True  # the only place a wake may move it to another CPU
-            k._block(c)
+            k.sched.block(c)
             task.waiting_irq = False
             c = k._this_cpu("irq_thread")
         action.runthread = False

@@ -88,7 +88,7 @@ class Clock:
         limit = k.config.softlockup_thresh_ns
         now = perf_counter_ns()
         running = list(eng.running.values())
-        cm = k._cmwq
+        cm = k.wq.cmwq
         thresh = k.config.wq_cpu_intensive_thresh_ns
         if cm is not None and thresh:
             for since, _, pc, ctx, _, _, _ in running:

@@ -210,7 +210,7 @@ class RealEngine:
 
     def sleep_until(self, c: Cpu, t_ns: int) -> None:
         c.current.engine_state.deadline = t_ns
-        self.k._block(c)
+        self.k.sched.block(c)
 
     def call_driver(self, c: Cpu, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """Call driver code with the kernel lock released, timed for the CPU-time
@@ -348,7 +348,7 @@ class RealEngine:
                 else:
                     left = deadline - self.now
                     if left <= 0:
-                        self.k._wake_up_process(task)
+                        self.k.sched.wake_up_process(task)
                         break
                     self.lock.wait(ts.cv, min(left / 1e9, POLL_S))
         finally:

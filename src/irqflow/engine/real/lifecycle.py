@@ -44,7 +44,7 @@ def pending_summary(eng: RealEngine) -> dict[str, int]:
         add("tasklets", len(c.tasklet_vec) + len(c.tasklet_hi_vec))
         add("timers", sum(1 for t in c.timers if t[2].pending))
         add("bh work items", len(c.bh_work[0]) + len(c.bh_work[1]))
-    add("work items", k._pending_work_count())
+    add("work items", k.wq.pending_work_count())
     add("runnable tasks", sum(1 for t in eng.tasks if t.state == RUNNING))
     add("driver calls in progress", sum(c.engine_state.busy_tasks for c in k.cpus))
     add("timed sleeps", eng.timed_sleeps)
