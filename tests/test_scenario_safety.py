@@ -182,6 +182,11 @@ def test_sweep_csv_header_and_text_cells_cannot_be_formulas(tmp_path: Path) -> N
         (BASE + "[machine.config]\nthreadirqs = 1\n", "expected true or false, found int"),
         (BASE + "affinity = [true]\n", "affinity: expected CPU numbers 0..0, found [True]"),
         (BASE + "[record]\nbuffer_size = 100000000000\n", "record.buffer_size: expected <="),
+        (BASE + "shared = true\n" + BASE.split("\n\n")[1].replace('"d"', '"e"')
+         + "shared = true\ntrigger = 'level'\n", "device[1].trigger: line 5 is shared with 'd', "
+         "whose trigger is 'edge'; the devices on a shared line need the same trigger"),
+        (BASE + "shared = true\n" + BASE.split("\n\n")[1].replace('"d"', '"e"')
+         + "shared = true\nthreaded = true\n", "need the same threaded"),
         (BASE + '[record]\njson = "a\\u0000b"\n', "record.json: 'a\\x00b' contains a NUL"),
         (BASE + "[record]\nplot = 'x.txt'\n", "record.plot: 'x.txt' must end in .png"),
         (BASE + "[record]\nftrace = '/home/u/.bashrc'\n", "'/home/u/.bashrc' is not relative"),
@@ -323,6 +328,19 @@ def test_record_outputs_are_checked_before_the_run(
     assert main(["run", str(_record(tmp_path, **record)), "--no-progress"]) == 2
     assert msg in capsys.readouterr().err
     assert not ran  # refused before the run, so no run is lost
+
+
+def test_two_outputs_may_not_name_the_same_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second write would fail (O_EXCL) or overwrite the first after the run."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScenarioError, match=r"record\.json: '\./t\.png' is also record\.plot"):
+        load(_record(tmp_path, plot="t.png", json="./t.png"))
+    sc = _record(tmp_path, json="r.json")
+    assert main(["run", str(sc), "--trace", str(tmp_path / "r.json"), "--no-progress"]) == 2
+    assert "record.json = 'r.json': the same file as --trace" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
 
 
 @pytest.mark.parametrize(

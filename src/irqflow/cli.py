@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irqflow import __version__
 from irqflow.core.errors import IrqflowError
+
+if TYPE_CHECKING:
+    from irqflow.scenario.files import Output
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -182,27 +185,28 @@ def _demo(args: argparse.Namespace) -> int:
     k = run_demo(seed=args.seed)
     if outputs["ftrace"]:
         outputs["ftrace"].write(k.trace.write_ftrace)
-        print(f"\nwrote {len(k.trace.events())} trace events to {args.ftrace}")
+        _say(f"\nwrote {len(k.trace.events())} trace events to {args.ftrace}")
     if outputs["plot"]:
         from irqflow.plot import timeline
 
         outputs["plot"].write(
             lambda p: timeline(k, p, 2_990_000, 4_200_000, "irqflow demo: the packet flood")
         )
-        print(f"\nwrote the timeline to {args.plot}")
+        _say(f"\nwrote the timeline to {args.plot}")
     if outputs["trace"]:
         outputs["trace"].write(k.trace.write_perfetto)
-        print(f"\nwrote the Perfetto/Chrome trace to {args.trace}")
+        _say(f"\nwrote the Perfetto/Chrome trace to {args.trace}")
     return 0
 
 
-def _check_outputs(outputs: dict[str, Any]) -> str | None:
+def _check_outputs(outputs: dict[str, Output]) -> str | None:
     """Why one of ``outputs`` (label -> Output) cannot be written, checked before a long
     run so that it is not lost; None if all can."""
     import importlib.util
 
     from irqflow.scenario.files import PLOT_SUFFIXES, PathError
 
+    seen: dict[str, str] = {}
     for label, out in outputs.items():
         try:
             out.check()
@@ -210,6 +214,9 @@ def _check_outputs(outputs: dict[str, Any]) -> str | None:
             return f"{label}: {exc}"
         if out.suffixes == PLOT_SUFFIXES and importlib.util.find_spec("matplotlib") is None:
             return f"{label}: plots need matplotlib: pip install 'irqflow[plot]'"
+        first = seen.setdefault(out.target(), label)
+        if first != label:
+            return f"{label}: the same file as {first}; give each output its own file"
     return None
 
 
@@ -294,12 +301,15 @@ def _scenario(args: argparse.Namespace) -> int:
         "plot": plot,
         "json": write_json,
     }
+    failed = False
     for key, out in outputs.items():
         try:
             out.write(produce[key])
-        except (PathError, OSError) as exc:
+        except (PathError, OSError) as exc:  # after the checks: a full disk, a race
             _say(f"irqflow: {labels[key]}: not written: {exc}", err=True)
-            return 1
+            failed = True
+    if failed:
+        return 1
     if k.trace.overwritten and outputs.keys() - {"json"}:
         print(
             f"note: the trace ring buffer overwrote its {k.trace.overwritten} oldest events; "

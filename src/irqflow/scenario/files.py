@@ -214,6 +214,11 @@ class Output:
         else:
             self._check_beneath(self.base)
 
+    def target(self) -> str:
+        """The absolute path the file will have, for telling two outputs apart."""
+        base = "." if self.base is None else os.fspath(self.base)
+        return os.path.realpath(os.path.join(base, self.name))
+
     def _check_given(self) -> None:
         name = self.name
         if not name:

@@ -496,6 +496,15 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
                 f"line {dev['irq']} is already used by {first['name']!r}; "
                 "set shared = true on both to share it",
             )
+        for key in ("trigger", "threaded"):  # request_irq refuses a flags mismatch
+            if first is not None and dev[key] != first[key]:
+                raise _err(
+                    source,
+                    text,
+                    f"device[{i}].{key}",
+                    f"line {dev['irq']} is shared with {first['name']!r}, whose {key} is "
+                    f"{first[key]!r}; the devices on a shared line need the same {key}",
+                )
         if dev["kind"] in ("nic", "serial", "disk", "timer") and dev["trigger"] != "edge":
             raise _err(source, text, f"device[{i}].trigger", f"a {dev['kind']} is edge-triggered")
         proc_ = dev["arrivals"]["process"]
@@ -572,12 +581,21 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
     record = _table(source, text, "record", raw.get("record", {}), RECORD)
     for pat in record["trace"]:
         _check_pattern(source, text, pat)
+    named: dict[tuple[str, ...], str] = {}
     for key in OUTPUTS:
         if record[key]:
             try:
-                check_name(record[key], PLOT_SUFFIXES if key == "plot" else ())
+                parts = check_name(record[key], PLOT_SUFFIXES if key == "plot" else ())
             except PathError as exc:
                 raise _err(source, text, f"record.{key}", f"{quote(record[key])} {exc}") from None
+            other = named.setdefault(parts, key)
+            if other != key:
+                raise _err(
+                    source,
+                    text,
+                    f"record.{key}",
+                    f"{quote(record[key])} is also record.{other}; give each output its own file",
+                )
     return Scenario(machine, config, tuple(devices), tuple(threads), source, record)
 
 
@@ -703,10 +721,11 @@ A scenario may come from anyone, so running one touches only the files its user 
   output directory: the current directory, or the one `irqflow run --out-dir DIR` names.
   They stay below it (no absolute path, `~`, `..` or symlink on the way), are created
   with `O_EXCL|O_NOFOLLOW`, and never replace an existing file unless `irqflow run
-  --force` (which still replaces only a regular file, never a symlink). Every output is
-  checked before the run starts (its directory exists and is writable, the name fits, it
-  is not a directory), so a bad path never loses a finished run. Paths given on the
-  command line (`--json`, `--trace`, ...) are the user's own and are opened as given.
+  --force` (which still replaces only a regular file, never a symlink). Each output
+  names its own file. Every output is checked before the run starts (its directory
+  exists and is writable, the name fits, it is not a directory), so a bad path never
+  loses a finished run. Paths given on the command line (`--json`, `--trace`, ...) are
+  the user's own and are opened as given.
 - **Times** are at most 10**{len(str(MAX_NS)) - 1} ns of virtual time (about 11.6 days:
   `duration_ms` <= {_show(MAX_MS)}, `*_us` <= {_show(MAX_US)}), so no value overflows
   in a run; a burst has at most {MAX_EVENTS:,} events, a rate at most one event per ns.
