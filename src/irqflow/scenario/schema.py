@@ -705,18 +705,19 @@ def _range(k: Key) -> str:
     return f"{_show(lo or 0)} .. {_show(hi)}"
 
 
+_SC_MIB, _CSV_MIB = MAX_SCENARIO_BYTES // 2**20, MAX_CSV_BYTES // 2**20
 FILE_RULES = f"""\
 ## Files
 
 A scenario may come from anyone, so running one touches only the files its user names:
 
 - **The scenario file** is read only if it is a regular file (not a FIFO, a device or a
-  directory) of at most {MAX_SCENARIO_BYTES // 2**20} MiB of UTF-8 TOML. Arrays and tables
-  nest at most {MAX_DEPTH} levels. Nothing in it is ever executed.
+  directory) of at most {_SC_MIB} MiB of UTF-8 TOML. Arrays and tables nest at most
+  {MAX_DEPTH} levels. Nothing in it is ever executed.
 - **CSV arrival files** (`file`) are named relative to the scenario's directory and stay
   below it: an absolute path, `..` or a symlink anywhere on the way is an error. Each is a
-  regular file of at most {MAX_CSV_BYTES // 2**20} MiB and {MAX_EVENTS:,} times. An error
-  quotes at most a short, escaped excerpt of it.
+  regular file of at most {_CSV_MIB} MiB and {MAX_EVENTS:,} times. An error quotes at
+  most a short, escaped excerpt of it.
 - **Outputs** (`[record]` `perfetto`, `ftrace`, `plot`, `json`) are named relative to the
   output directory: the current directory, or the one `irqflow run --out-dir DIR` names.
   They stay below it (no absolute path, `~`, `..` or symlink on the way), are created
@@ -727,8 +728,9 @@ A scenario may come from anyone, so running one touches only the files its user 
   loses a finished run. Paths given on the command line (`--json`, `--trace`, ...) are
   the user's own and are opened as given.
 - **Times** are at most 10**{len(str(MAX_NS)) - 1} ns of virtual time (about 11.6 days:
-  `duration_ms` <= {_show(MAX_MS)}, `*_us` <= {_show(MAX_US)}), so no value overflows
-  in a run; a burst has at most {MAX_EVENTS:,} events, a rate at most one event per ns.
+  `duration_ms` <= {_show(MAX_MS)}, `*_us` <= {_show(MAX_US)}), so no value
+  overflows in a run; a burst has at most {MAX_EVENTS:,} events, a rate at most one
+  event per ns.
 - **Names** (`name` of devices and threads) are shown on terminals and written to CSV
   headers: they may not hold control characters; `irqflow` escapes what it prints, and
   a CSV cell starting with `=`, `+`, `-` or `@` gets a leading `'`.
