@@ -202,6 +202,20 @@ def test_values_that_would_fail_the_run_are_refused_with_file_and_key(toml: str,
     assert msg in str(err.value)
 
 
+def test_the_cpu_limit_is_the_kernels() -> None:
+    """validate takes exactly the CPU counts Kernel() takes (it said "valid" to 2000,
+    then the run failed)."""
+    from irqflow.core.errors import IrqflowError
+    from irqflow.kernel import Kernel
+
+    assert len(Kernel(cpus=MAX_CPUS).cpus) == MAX_CPUS
+    assert loads(BASE.replace("cpus = 1", f"cpus = {MAX_CPUS}")).machine["cpus"] == MAX_CPUS
+    with pytest.raises(IrqflowError, match=r"1\.\.1024"):
+        Kernel(cpus=MAX_CPUS + 1)
+    with pytest.raises(ScenarioError, match=r"1\.\.1024"):
+        loads(BASE.replace("cpus = 1", f"cpus = {MAX_CPUS + 1}"))
+
+
 def test_the_limits_themselves_are_accepted_and_run() -> None:
     """The edges of the ranges validate and run: no overflow, no oops."""
     from irqflow.scenario import run
