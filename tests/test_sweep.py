@@ -202,7 +202,8 @@ def test_cli_checks_outputs_and_durations_before_running(
     assert main(["run", str(LIVELOCK), "--json", "/nonexistent/dir/x.json"]) == 2
     assert main(["run", str(LIVELOCK), "--plot", str(tmp_path / "x.txt")]) == 2
     err = capsys.readouterr().err
-    assert "give milliseconds >= 0" in err and "does not exist" in err and ".png, .svg" in err
+    assert "--duration nan: expected a finite number" in err
+    assert "does not exist" in err and ".png, .svg" in err
 
 
 def test_a_metric_typo_keeps_the_sweep_rows(

@@ -7,13 +7,15 @@ Exit codes: 0 success, 1 the run failed, 2 usage or scenario error.  Reference:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irqflow import __version__
 from irqflow.core.errors import IrqflowError
+
+if TYPE_CHECKING:
+    from irqflow.scenario.files import Output
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ftrace", metavar="PATH", help="write ftrace text")
     run.add_argument("--plot", metavar="PATH", help="draw the CPUs' timeline (PNG or SVG)")
     run.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
+    run.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        default=".",
+        help="where the files the scenario's [record] table names are written (default: "
+        "the current directory); they stay below it",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="let the scenario's [record] outputs replace existing regular files",
+    )
     run.add_argument(
         "--engine",
         choices=("sim", "real"),
@@ -118,6 +132,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("irqflow: interrupted", file=sys.stderr)
+        return 130
+
+
+def _say(text: object, *, err: bool = False, end: str = "\n") -> None:
+    """Print text that may hold names and paths from a scenario, escaped for a terminal."""
+    from irqflow.scenario.text import for_terminal
+
+    print(for_terminal(str(text)), end=end, file=sys.stderr if err else sys.stdout)
+
+
+def _usage(message: object) -> int:
+    """A usage or scenario error: one line on stderr, exit status 2."""
+    _say(f"irqflow: {message}", err=True)
+    return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
@@ -128,63 +163,115 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sweep":
             return _sweep(args)
         if args.command == "demo":
-            from irqflow.demo import run_demo
-
-            k = run_demo(seed=args.seed)
-            if args.ftrace:
-                k.trace.write_ftrace(args.ftrace)
-                print(f"\nwrote {len(k.trace.events())} trace events to {args.ftrace}")
-            if args.plot:
-                from irqflow.plot import timeline
-
-                timeline(k, args.plot, 2_990_000, 4_200_000, "irqflow demo: the packet flood")
-                print(f"\nwrote the timeline to {args.plot}")
-            if args.trace:
-                k.trace.write_perfetto(args.trace)
-                print(f"\nwrote the Perfetto/Chrome trace to {args.trace}")
-            return 0
+            return _demo(args)
     except IrqflowError as exc:
-        print(f"irqflow: {exc}", file=sys.stderr)
+        _say(f"irqflow: {exc}", err=True)
         return 1
     return 2
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from irqflow.demo import run_demo
+    from irqflow.scenario.files import PLOT_SUFFIXES, Output
+
+    outputs = {
+        "ftrace": Output(args.ftrace) if args.ftrace else None,
+        "plot": Output(args.plot, suffixes=PLOT_SUFFIXES) if args.plot else None,
+        "trace": Output(args.trace) if args.trace else None,
+    }
+    bad = _check_outputs({f"--{k}": o for k, o in outputs.items() if o is not None})
+    if bad:
+        return _usage(bad)
+    k = run_demo(seed=args.seed)
+    if outputs["ftrace"]:
+        outputs["ftrace"].write(k.trace.write_ftrace)
+        _say(f"\nwrote {len(k.trace.events())} trace events to {args.ftrace}")
+    if outputs["plot"]:
+        from irqflow.plot import timeline
+
+        outputs["plot"].write(
+            lambda p: timeline(k, p, 2_990_000, 4_200_000, "irqflow demo: the packet flood")
+        )
+        _say(f"\nwrote the timeline to {args.plot}")
+    if outputs["trace"]:
+        outputs["trace"].write(k.trace.write_perfetto)
+        _say(f"\nwrote the Perfetto/Chrome trace to {args.trace}")
+    return 0
+
+
+def _check_outputs(outputs: dict[str, Output]) -> str | None:
+    """Why one of ``outputs`` (label -> Output) cannot be written, checked before a long
+    run so that it is not lost; None if all can."""
+    import importlib.util
+
+    from irqflow.scenario.files import PLOT_SUFFIXES, PathError
+
+    seen: dict[str, str] = {}
+    for label, out in outputs.items():
+        try:
+            out.check()
+        except PathError as exc:
+            return f"{label}: {exc}"
+        if out.suffixes == PLOT_SUFFIXES and importlib.util.find_spec("matplotlib") is None:
+            return f"{label}: plots need matplotlib: pip install 'irqflow[plot]'"
+        first = seen.setdefault(out.target(), label)
+        if first != label:
+            return f"{label}: the same file as {first}; give each output its own file"
+    return None
+
+
+#: the outputs of ``irqflow run``: option -> its [record] key
+_RUN_OUTPUTS = {"trace": "perfetto", "ftrace": "ftrace", "plot": "plot", "json": "json"}
 
 
 def _scenario(args: argparse.Namespace) -> int:
     import dataclasses
     import json
+    from pathlib import Path
 
     from irqflow.scenario import ScenarioError, load, run
+    from irqflow.scenario.files import PLOT_SUFFIXES, Output, PathError
+    from irqflow.scenario.schema import MACHINE, problem
+    from irqflow.scenario.text import quote
 
     try:
         sc = load(args.scenario)
     except ScenarioError as exc:
-        print(f"irqflow: {exc}", file=sys.stderr)
-        return 2
+        return _usage(exc)
     if args.command == "validate":
-        print(f"{args.scenario}: valid ({len(sc.devices)} devices, {len(sc.threads)} threads)")
+        _say(f"{args.scenario}: valid ({len(sc.devices)} devices, {len(sc.threads)} threads)")
         return 0
     machine = dict(sc.machine)
-    if args.seed is not None:
-        machine["seed"] = args.seed
-    if args.duration is not None:
-        if not math.isfinite(args.duration) or args.duration < 0:
-            print(f"irqflow: --duration {args.duration}: give milliseconds >= 0", file=sys.stderr)
-            return 2
-        machine["duration_ms"] = args.duration
+    for opt, key in (("seed", "seed"), ("duration", "duration_ms")):
+        value = getattr(args, opt)
+        if value is not None:
+            why = problem(key, MACHINE[key], value)
+            if why is not None:
+                return _usage(f"--{opt} {value}: {why}")  # the same rule as the file's key
+            machine[key] = value
     sc = dataclasses.replace(sc, machine=machine)
+    out_dir = Path(args.out_dir)
+    if not out_dir.is_dir():
+        return _usage(f"--out-dir {args.out_dir}: not a directory")
     rec = sc.record
-    perfetto = args.trace or rec["perfetto"]
-    ftrace = args.ftrace or rec["ftrace"]
-    plot = args.plot or rec["plot"]
-    json_path = args.json or rec["json"]
-    bad = _bad_outputs(json=json_path, trace=perfetto, ftrace=ftrace, plot=plot)
+    outputs: dict[str, Output] = {}
+    labels: dict[str, str] = {}
+    for opt, key in _RUN_OUTPUTS.items():
+        suffixes = PLOT_SUFFIXES if key == "plot" else ()
+        given = getattr(args, opt)
+        if given is not None:
+            outputs[key] = Output(given, suffixes=suffixes)
+            labels[key] = f"--{opt} {given}"
+        elif rec[key]:
+            outputs[key] = Output(rec[key], out_dir, args.force, suffixes)
+            labels[key] = f"{args.scenario}: record.{key} = {quote(rec[key])}"
+    bad = _check_outputs({labels[key]: out for key, out in outputs.items()})
     if bad:
-        print(f"irqflow: {bad}", file=sys.stderr)
-        return 2
+        return _usage(bad)
     patterns = tuple(rec["trace"])
-    if (perfetto or ftrace) and not patterns:
+    if ("perfetto" in outputs or "ftrace" in outputs) and not patterns:
         patterns = ("*",)
-    if plot:
+    if "plot" in outputs:
         from irqflow.plot import TIMELINE_EVENTS
 
         patterns = tuple(dict.fromkeys(patterns + TIMELINE_EVENTS))
@@ -196,49 +283,48 @@ def _scenario(args: argparse.Namespace) -> int:
             bar.refresh()
 
         result = run(sc, trace=patterns or False, progress=progress, engine=args.engine)
-    print(result.summary(), end="")
+    _say(result.summary(), end="")
     k = result.kernel
-    if perfetto:
-        k.trace.write_perfetto(perfetto)
-    if ftrace:
-        k.trace.write_ftrace(ftrace)
-    if plot:
+
+    def plot(path: str) -> None:
         from irqflow.plot import timeline
 
-        timeline(k, plot, title=f"{args.scenario}")
-    if k.trace.overwritten and (perfetto or ftrace or plot):
+        timeline(k, path, title=f"{args.scenario}")
+
+    def write_json(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(result.to_json(), fh, indent=1)
+
+    produce = {
+        "perfetto": k.trace.write_perfetto,
+        "ftrace": k.trace.write_ftrace,
+        "plot": plot,
+        "json": write_json,
+    }
+    failed = False
+    for key, out in outputs.items():
+        try:
+            out.write(produce[key])
+        except (PathError, OSError) as exc:  # after the checks: a full disk, a race
+            _say(f"irqflow: {labels[key]}: not written: {exc}", err=True)
+            failed = True
+    if failed:
+        return 1
+    if k.trace.overwritten and outputs.keys() - {"json"}:
         print(
             f"note: the trace ring buffer overwrote its {k.trace.overwritten} oldest events; "
             "the outputs show the end of the run (raise [record] buffer_size)",
             file=sys.stderr,
         )
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(result.to_json(), fh, indent=1)
     oopses = k.statistics().oopses
     if oopses:
-        print(
+        _say(
             f"irqflow: the run faulted: {len(oopses)} oops(es) in driver code, the first: "
             f"{oopses[0].exc_type}: {oopses[0].message} in {oopses[0].context} {oopses[0].where}",
-            file=sys.stderr,
+            err=True,
         )
         return 1
     return 0
-
-
-def _bad_outputs(**paths: str | None) -> str | None:
-    """Why an output file could not be written (checked before a long run), or None."""
-    from pathlib import Path
-
-    for what, path in paths.items():
-        if not path:
-            continue
-        parent = Path(path).expanduser().resolve().parent
-        if not parent.is_dir():
-            return f"--{what} {path}: the directory {parent} does not exist"
-        if what == "plot" and Path(path).suffix.lower() not in (".png", ".svg", ".pdf"):
-            return f"--plot {path}: name the file .png, .svg or .pdf"
-    return None
 
 
 def _bar(off: bool, unit: str, total: int) -> Any:
@@ -261,12 +347,16 @@ def _sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from irqflow.scenario import ScenarioError, parse_axis, sweep
+    from irqflow.scenario.files import PLOT_SUFFIXES, Output
 
     csv_path = args.csv or f"{Path(args.scenario).stem}-sweep.csv"
-    bad = _bad_outputs(csv=csv_path, plot=args.plot)
+    csv_out = Output(csv_path)
+    plot_out = Output(args.plot, suffixes=PLOT_SUFFIXES) if args.plot else None
+    bad = _check_outputs({"--csv": csv_out, **({"--plot": plot_out} if plot_out else {})})
     if bad:
-        print(f"irqflow: {bad}", file=sys.stderr)
-        return 2
+        return _usage(bad)
+    if args.jobs < 0:
+        return _usage(f"--jobs {args.jobs}: give a number of processes >= 1 (0: one per CPU)")
     try:
         axes = [parse_axis(a) for a in args.axes]
         jobs = args.jobs or os.cpu_count() or 1
@@ -279,25 +369,28 @@ def _sweep(args: argparse.Namespace) -> int:
             result = sweep(args.scenario, axes, jobs=jobs, dask_address=args.dask,
                            progress=progress)  # fmt: skip
     except ScenarioError as exc:
-        print(f"irqflow: {exc}", file=sys.stderr)
-        return 2
-    result.write_csv(csv_path)  # first: a typo in --metric must not lose the runs
+        return _usage(exc)
+    try:
+        csv_out.write(result.write_csv)  # first: a typo in --metric must not lose the runs
+    except OSError as exc:
+        _say(f"irqflow: --csv {csv_path}: not written: {exc}", err=True)
+        return 1
     cols = result.columns()
     metric_names = args.metric or [c for c in cols if c.endswith(".delivered_per_s")]
     unknown = [m for m in metric_names if m not in cols]
     if unknown:
-        print(f"irqflow: no such metric {unknown} (the rows are saved in {csv_path}); the "
-              f"columns are: {', '.join(cols)}", file=sys.stderr)  # fmt: skip
-        return 2
-    print(result.table(metric_names), end="")
-    print(f"\nwrote {len(result.rows)} rows to {csv_path}")
-    if args.plot:
+        return _usage(f"no such metric {unknown} (the rows are saved in {csv_path}); the "
+                      f"columns are: {', '.join(cols)}")  # fmt: skip
+    _say(result.table(metric_names), end="")
+    _say(f"\nwrote {len(result.rows)} rows to {csv_path}")
+    if plot_out is not None:
         from irqflow.plot import sweep_curve
 
         keys = [a.key for a in axes]
-        sweep_curve(result.rows, keys[0], metric_names, args.plot, group_by=keys[1:],
-                    title=f"{Path(args.scenario).name}: sweep of {keys[0]}")  # fmt: skip
-        print(f"wrote the plot to {args.plot}")
+        plot_out.write(lambda p: sweep_curve(
+            result.rows, keys[0], metric_names, p, group_by=keys[1:],
+            title=f"{Path(args.scenario).name}: sweep of {keys[0]}"))  # fmt: skip
+        _say(f"wrote the plot to {args.plot}")
     return 0
 
 

@@ -1,8 +1,21 @@
-"""``KernelConfig``: every tunable, with the kernel's defaults and where each comes from."""
+"""``KernelConfig``: every tunable, with the kernel's defaults and where each comes from.
+
+Every field is checked when a config is made, by one data-driven rule per field: the
+field's annotation gives its type (an ``int`` field takes an ``int`` and no ``bool``,
+``float`` or ``str``; a ``bool`` field takes ``True`` or ``False``; a ``str`` field takes
+a ``str``), and :class:`Rule` (in ``field(metadata=...)``, made with :func:`setting`) gives
+its range or its choices.  A field without a rule gets the default for its kind: an
+``int`` is ``0 .. INT_MAX``, and a ``*_ns`` time is ``0 .. MAX_NS``.  A new field is thus
+checked as soon as it is declared; give it ``setting(...)`` for anything narrower.  A
+value that breaks a rule raises :class:`ConfigError`, which names the field, the value and
+the fix (the scenario loader maps it back to the ``machine.config`` key).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import reprlib
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from irqflow.core.errors import IrqflowError
 
@@ -10,6 +23,81 @@ _VALID_HZ = (100, 250, 300, 1000)  # kernel/Kconfig.hz
 _WQ_MODELS = ("per-cpu-threads", "cmwq")
 #: CONFIG_PREEMPT_NONE / _VOLUNTARY / _PREEMPT (full) / PREEMPT_RT
 PREEMPT_MODELS = ("none", "voluntary", "full", "rt")
+
+#: the longest time any setting may name: 10**15 ns (about 11.6 days).  Times this long
+#: still convert to and from float exactly enough, and keep every sum of times an int.
+MAX_NS = 10**15
+#: counts and sizes are C ints in the kernel (sysctls, struct fields)
+INT_MAX = 2**31 - 1
+
+#: the annotation of each kind of field, and what it accepts
+_KINDS: dict[str, type] = {"int": int, "bool": bool, "str": str}
+
+
+class ConfigError(IrqflowError):
+    """A ``KernelConfig`` field has a value it does not take: ``field`` names it."""
+
+    def __init__(self, name: str, value: Any, message: str) -> None:
+        super().__init__(f"KernelConfig({name}={reprlib.repr(value)}): {message}")
+        self.field = name
+        self.value = value
+        #: the message without the ``KernelConfig(field=value)`` prefix
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a field takes beyond its annotated type: ``minimum``/``maximum`` (ints) or one
+    of ``choices``; ``hint`` is added to the error (the kernel's value, why)."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[Any, ...] = ()
+    hint: str = ""
+
+
+def setting(default: Any, **rule: Any) -> Any:
+    """A field with a :class:`Rule` (``minimum``, ``maximum``, ``choices``, ``hint``)."""
+    return field(default=default, metadata={"rule": Rule(**rule)})
+
+
+def rule_of(name: str, annotation: str, metadata: Any) -> Rule:
+    """The rule a field is checked by: its own, else the default for its kind."""
+    own: Rule | None = metadata.get("rule")
+    default = Rule()
+    if annotation == "int":
+        default = Rule(0, MAX_NS if name.endswith("_ns") else INT_MAX)
+    if own is None:
+        return default
+    if annotation != "int" or own.choices:
+        return own
+    lo = own.minimum if own.minimum is not None else default.minimum
+    hi = own.maximum if own.maximum is not None else default.maximum
+    return Rule(lo, hi, own.choices, own.hint)
+
+
+def _problem(name: str, annotation: str, rule: Rule, value: Any) -> str | None:
+    """Why ``value`` does not fit the field, with the fix; None if it fits."""
+    kind = _KINDS.get(annotation)
+    if kind is None:
+        return f"irqflow cannot check a field annotated {annotation!r}; add it to _KINDS"
+    hint = f" ({rule.hint})" if rule.hint else ""
+    if type(value) is not kind:  # exact: a bool is not an int here, nor an int a bool
+        what = {"int": "an integer", "bool": "true or false", "str": "a string"}[annotation]
+        unit = " (nanoseconds)" if name.endswith("_ns") else ""
+        found = type(value).__name__
+        if rule.choices:
+            return f"expected one of {rule.choices}, found {found}{hint}"
+        return f"expected {what}{unit}, found {found}; give {what}{hint}"
+    if rule.choices and value not in rule.choices:
+        return f"not one of {rule.choices}; use one of them{hint}"
+    lo, hi = rule.minimum, rule.maximum
+    if isinstance(value, int) and (
+        (lo is not None and value < lo) or (hi is not None and value > hi)
+    ):
+        span = f"{lo:_}..{hi:_}" if lo is not None and hi is not None else f">= {lo}"
+        return f"out of range; give {span}{hint}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +115,13 @@ class KernelConfig:
 
     # --- time base -------------------------------------------------------------------
     #: CONFIG_HZ; the tick rate. jiffies advance once per tick.
-    hz: int = 250
+    hz: int = setting(250, choices=_VALID_HZ, hint="the CONFIG_HZ choices of kernel/Kconfig.hz")
     #: number of IRQ numbers (nr_irqs); lines 0 .. nr_irqs-1 exist
-    nr_irqs: int = 256
+    nr_irqs: int = setting(256, minimum=1, maximum=100_000)
 
     # --- softirq limits (kernel/softirq.c) -------------------------------------------
     #: MAX_SOFTIRQ_RESTART: passes per __do_softirq; trades latency against fairness
-    softirq_max_restart: int = 10
+    softirq_max_restart: int = setting(10, minimum=1, hint="the kernel's value is 10")
     #: MAX_SOFTIRQ_TIME = msecs_to_jiffies(2): rounded up to whole jiffies (1 at HZ=250)
     softirq_max_time_ns: int = 2_000_000
     #: the 4.9-6.4 "let ksoftirqd do its job" rule (commit reverted by d15121be7485 in 6.5)
@@ -45,20 +133,21 @@ class KernelConfig:
     #: offers (cond_resched, sleeping), "full" also on return from interrupt and at
     #: preempt_enable; code returning to user mode (kthread_run bodies) is preemptible in
     #: every model.  "rt" is PREEMPT_RT.
-    preempt_model: str = "full"
+    preempt_model: str = setting("full", choices=PREEMPT_MODELS)
 
     # --- workqueues, NAPI, RT throttling (used from the process-context issue on) -------
     #: "per-cpu-threads": the seed's events/N threads (2.6.0-2.6.35); "cmwq": kworker pools
-    workqueue_model: str = "per-cpu-threads"
+    workqueue_model: str = setting("per-cpu-threads", choices=_WQ_MODELS)
     #: NAPI_POLL_WEIGHT / dev_weight (net/core/hotdata.c)
-    napi_weight: int = 64
+    napi_weight: int = setting(64, minimum=1, hint="NAPI_POLL_WEIGHT is 64")
     #: net.core.netdev_budget
-    netdev_budget: int = 300
+    netdev_budget: int = setting(300, minimum=1, hint="the kernel's default is 300")
     #: net.core.netdev_budget_usecs
     netdev_budget_usecs: int = 2000
     #: sched_rt_runtime_us / sched_rt_period_us (kernel/sched/rt.c)
+    #: (at most rt_period_ns, as sched_rt_handler() requires)
     rt_runtime_ns: int = 950_000_000
-    rt_period_ns: int = 1_000_000_000
+    rt_period_ns: int = setting(1_000_000_000, minimum=1, hint="the kernel's default is 1 s")
 
     # --- CFS (kernel/sched/fair.c base values, before the log2(ncpus) scaling) ---------
     sched_latency_ns: int = 6_000_000
@@ -79,7 +168,11 @@ class KernelConfig:
     #: the local timer interrupt's own work (scheduler_tick, run_local_timers)
     tick_ns: int = 1_000
     #: irqflow's floor for one pass of a kernel loop (see the class docstring)
-    min_loop_ns: int = 100
+    min_loop_ns: int = setting(
+        100,
+        minimum=1,
+        hint="at 0 a kernel loop that makes no progress would spin forever at one instant",
+    )
 
     # --- observing ----------------------------------------------------------------------
     #: record the latency histograms behind ``k.latency()`` (about 20% of the sim's
@@ -101,38 +194,17 @@ class KernelConfig:
     softlockup_thresh_ns: int = 20_000_000_000
 
     def __post_init__(self) -> None:
-        if self.hz not in _VALID_HZ:
-            raise IrqflowError(
-                f"KernelConfig(hz={self.hz}) is not a CONFIG_HZ choice; use one of {_VALID_HZ}"
-            )
-        if self.workqueue_model not in _WQ_MODELS:
-            raise IrqflowError(
-                f"KernelConfig(workqueue_model={self.workqueue_model!r}) is unknown; "
-                f"use one of {_WQ_MODELS}"
-            )
-        if self.preempt_model not in PREEMPT_MODELS:
-            raise IrqflowError(
-                f"KernelConfig(preempt_model={self.preempt_model!r}) is unknown; "
-                f"use one of {PREEMPT_MODELS}"
-            )
-        if not 1 <= self.nr_irqs <= 100_000:
-            raise IrqflowError(f"KernelConfig(nr_irqs={self.nr_irqs}) must be 1..100000")
-        if self.softirq_max_restart < 1:
-            raise IrqflowError(
-                f"KernelConfig(softirq_max_restart={self.softirq_max_restart}) must be >= 1 "
-                "(the kernel's value is 10)"
-            )
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith("_ns") and (not isinstance(value, int) or value < 0):
-                raise IrqflowError(
-                    f"KernelConfig({f.name}={value!r}) must be a non-negative integer "
-                    "number of nanoseconds"
-                )
-        if self.min_loop_ns < 1:
-            raise IrqflowError(
-                "KernelConfig(min_loop_ns=0) would let a kernel loop that makes no progress "
-                "spin forever at one instant; use at least 1"
+            problem = _problem(f.name, str(f.type), rule_of(f.name, str(f.type), f.metadata), value)
+            if problem is not None:
+                raise ConfigError(f.name, value, problem)
+        if self.rt_runtime_ns > self.rt_period_ns:
+            raise ConfigError(
+                "rt_runtime_ns",
+                self.rt_runtime_ns,
+                f"more than rt_period_ns ({self.rt_period_ns}); give at most the period "
+                "(the kernel refuses a larger runtime)",
             )
 
     @property

@@ -137,21 +137,8 @@ def _arrivals(k: Kernel, dev: dict[str, Any], duration_ns: int, arrive: Any) -> 
             on_event=arrive,
         )
     elif process == "onoff":
-        on, off = int(a["on_ms"] * 1e6), int(a["off_ms"] * 1e6)
-        t = start
-        burst = 0
-        while t < stop and a["rate_hz"] > 0:
-            Poisson(
-                k,
-                dev["irq"],
-                a["rate_hz"],
-                start_ns=t,
-                stop_ns=min(t + on, stop),
-                name=f"{name}/{burst}",
-                on_event=arrive,
-            )
-            t += on + off
-            burst += 1
+        if start < stop and a["rate_hz"] > 0:
+            _onoff_window(k, dev, arrive, stop, start, 0)
     elif process == "csv":
         Source(k, dev["irq"], name=name, on_event=arrive).at(
             t for t in (int(us * 1e3) + start for us in a["times_us"]) if t < stop
@@ -160,6 +147,26 @@ def _arrivals(k: Kernel, dev: dict[str, Any], duration_ns: int, arrive: Any) -> 
         Poisson(
             k, dev["irq"], a["rate_hz"], start_ns=start, stop_ns=stop, name=name, on_event=arrive
         )
+
+
+def _onoff_window(k: Kernel, dev: dict[str, Any], arrive: Any, stop: int, t: int, n: int) -> None:
+    """The ``n``-th on-window of an onoff process, starting at ``t``: Poisson arrivals for
+    ``on_ms``; it schedules the next window when it starts, not all of them up front (a
+    long run has millions of windows)."""
+    a = dev["arrivals"]
+    on, off = int(a["on_ms"] * 1e6), int(a["off_ms"] * 1e6)
+    Poisson(
+        k,
+        dev["irq"],
+        a["rate_hz"],
+        start_ns=t,
+        stop_ns=min(t + on, stop),
+        name=f"{dev['name']}/{n}",
+        on_event=arrive,
+    )
+    nxt = t + on + off
+    if nxt < stop:
+        k.call_at(nxt, functools.partial(_onoff_window, k, dev, arrive, stop, nxt, n + 1))
 
 
 class _Build:

@@ -17,8 +17,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from irqflow.core.config import KernelConfig
+from irqflow.core.config import INT_MAX, MAX_NS, ConfigError, KernelConfig, rule_of
 from irqflow.core.errors import IrqflowError
+from irqflow.scenario.files import (
+    MAX_CSV_BYTES,
+    MAX_SCENARIO_BYTES,
+    PLOT_SUFFIXES,
+    PathError,
+    check_name,
+    read_beneath,
+    read_file,
+)
+from irqflow.scenario.text import quote
 
 
 class ScenarioError(IrqflowError):
@@ -32,14 +42,41 @@ class Key:
     doc: str
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
 
 
 _NUM = (int, float)
+#: Kernel(cpus=) takes 1..1024 (irqflow.core.kernel); a scenario takes the same
+MAX_CPUS = 1024
+#: the longest time a scenario may name, in its units: MAX_NS (10**15 ns, 11.6 days)
+MAX_MS = MAX_NS // 10**6
+MAX_US = MAX_NS // 10**3
+#: the most events a burst or a CSV file may list (each is scheduled when the run starts)
+MAX_EVENTS = 1_000_000
+#: the fastest arrival rate: one event per nanosecond
+MAX_RATE_HZ = 1e9
+#: the largest trace ring buffer, in events
+MAX_BUFFER = 10_000_000
+#: how deep arrays and tables may nest in a scenario file
+MAX_DEPTH = 16
+
+
+def _ms(default: float, doc: str, minimum: float = 0) -> Key:
+    return Key(_NUM, default, doc, minimum=minimum, maximum=MAX_MS)
+
+
+def _us(default: float, doc: str, minimum: float = 0) -> Key:
+    return Key(_NUM, default, doc, minimum=minimum, maximum=MAX_US)
+
+
+def _int(default: int | None, doc: str, minimum: int = 0, maximum: int = INT_MAX) -> Key:
+    return Key(int, default, doc, minimum=minimum, maximum=maximum)
+
 
 MACHINE: dict[str, Key] = {
-    "cpus": Key(int, 2, "number of CPUs", minimum=1),
-    "seed": Key(int, 0, "seed of every random arrival process"),
-    "duration_ms": Key(_NUM, 20, "virtual time to run, in ms", minimum=0),
+    "cpus": _int(2, "number of CPUs", minimum=1, maximum=MAX_CPUS),
+    "seed": _int(0, "seed of every random arrival process", maximum=2**64 - 1),
+    "duration_ms": _ms(20, "virtual time to run, in ms"),
     "config": Key(dict, {}, "KernelConfig fields, e.g. hz = 250, ksoftirqd_defers = true"),
 }
 ARRIVALS: dict[str, Key] = {
@@ -51,23 +88,29 @@ ARRIVALS: dict[str, Key] = {
         "times in file); none (the device is driven by a thread: disk)",
         ("periodic", "poisson", "burst", "onoff", "csv", "none"),
     ),
-    "rate_hz": Key(_NUM, 10_000, "poisson, onoff: mean events per second", minimum=0),
-    "period_us": Key(_NUM, 100, "periodic: time between events, us", minimum=0.001),
-    "count": Key(int, 100, "burst: number of events", minimum=0),
-    "spacing_us": Key(_NUM, 1, "burst: time between events, us", minimum=0),
-    "on_ms": Key(_NUM, 1, "onoff: length of a burst, ms", minimum=0.001),
-    "off_ms": Key(_NUM, 4, "onoff: silence between bursts, ms", minimum=0),
+    "rate_hz": Key(
+        _NUM, 10_000, "poisson, onoff: mean events per second", minimum=0, maximum=MAX_RATE_HZ
+    ),
+    "period_us": _us(100, "periodic: time between events, us", minimum=0.001),
+    "count": _int(100, "burst: number of events", maximum=MAX_EVENTS),
+    "spacing_us": _us(1, "burst: time between events, us"),
+    "on_ms": _ms(1, "onoff: length of a burst, ms", minimum=0.001),
+    "off_ms": _ms(4, "onoff: silence between bursts, ms"),
     "file": Key(
         str,
         "",
         "csv: file of event times in us, one per line (first column; a header line is "
-        "skipped), relative to the scenario file",
+        "skipped): a regular file below the scenario's directory, named relative to it "
+        f"(no absolute path, '..' or symlink), at most {MAX_CSV_BYTES // 2**20} MiB and "
+        f"{MAX_EVENTS:,} times",
     ),
-    "start_ms": Key(_NUM, 0, "first event not before this time, ms", minimum=0),
-    "stop_ms": Key(_NUM, -1, "no event after this time, ms (-1: the run's duration)"),
+    "start_ms": _ms(0, "first event not before this time, ms"),
+    "stop_ms": _ms(-1, "no event after this time, ms (-1: the run's duration)", minimum=-1),
 }
 DEVICE: dict[str, Key] = {
-    "name": Key(str, None, "device (and action) name, shown in /proc/interrupts"),
+    "name": Key(
+        str, None, "device (and action) name, shown in /proc/interrupts (no control characters)"
+    ),
     "kind": Key(
         str,
         "line",
@@ -78,17 +121,14 @@ DEVICE: dict[str, Key] = {
         "timer: a periodic timer device (a top half only)",
         ("nic", "line", "serial", "disk", "timer"),
     ),
-    "irq": Key(int, None, "interrupt line", minimum=0),
+    "irq": _int(None, "interrupt line (below machine.config.nr_irqs)"),
     "trigger": Key(
         str, "edge", "edge or level (level: the handler quiets the device)", ("edge", "level")
     ),
     "affinity": Key(list, [], "CPUs allowed to take the line (empty: all)"),
     "shared": Key(bool, False, "request with IRQF_SHARED"),
-    "hardirq_us": Key(
-        _NUM,
-        1.0,
-        "top-half CPU time per interrupt, us (line: per event the handler services)",
-        minimum=0,
+    "hardirq_us": _us(
+        1.0, "top-half CPU time per interrupt, us (line: per event the handler services)"
     ),
     "handled": Key(bool, True, "line: the handler recognises its device (False: IRQ_NONE)"),
     "threaded": Key(
@@ -97,42 +137,36 @@ DEVICE: dict[str, Key] = {
         "line: request_threaded_irq: the top half only wakes irq/N-name (ONESHOT), whose "
         "thread function does the hardirq_us of work",
     ),
-    "tasklet_us": Key(_NUM, 0.0, "line: tasklet CPU time per interrupt, us (0: none)", minimum=0),
-    "ring": Key(int, 256, "nic: receive ring size; packets beyond it are dropped", minimum=1),
-    "rx_us": Key(_NUM, 2.0, "nic: protocol work per packet in NET_RX/poll, us", minimum=0),
-    "deliver_us": Key(_NUM, 0.5, "nic: per-packet delivery tasklet work, us", minimum=0),
+    "tasklet_us": _us(0.0, "line: tasklet CPU time per interrupt, us (0: none)"),
+    "ring": _int(256, "nic: receive ring size; packets beyond it are dropped", minimum=1),
+    "rx_us": _us(2.0, "nic: protocol work per packet in NET_RX/poll, us"),
+    "deliver_us": _us(0.5, "nic: per-packet delivery tasklet work, us"),
     "napi": Key(bool, False, "nic: mask the line and poll with NAPI"),
-    "napi_weight": Key(int, 64, "nic: NAPI weight (packets per poll)", minimum=1),
-    "coalesce_us": Key(
-        _NUM,
+    "napi_weight": _int(64, "nic: NAPI weight (packets per poll)", minimum=1),
+    "coalesce_us": _us(
         0,
         "nic: interrupt coalescing (rx-usecs): raise the line this long after the first "
         "packet since the last interrupt instead of per packet (0: off)",
-        minimum=0,
     ),
-    "socket_queue": Key(
-        int,
+    "socket_queue": _int(
         0,
         "nic: packets are delivered to a socket queue of this size read by a packet-reader "
         "thread (0: delivered straight away); a full queue drops",
-        minimum=0,
     ),
-    "fifo": Key(int, 16, "serial: hardware FIFO size; characters beyond it overrun", minimum=1),
-    "char_us": Key(_NUM, 0.2, "serial: top-half time per character drained, us", minimum=0),
-    "service_us": Key(_NUM, 100, "disk: time the device takes per request, us", minimum=0),
-    "softirq_us": Key(_NUM, 2, "disk: BLOCK_SOFTIRQ completion work per request, us", minimum=0),
-    "work_cpu_us": Key(
-        _NUM,
+    "fifo": _int(16, "serial: hardware FIFO size; characters beyond it overrun", minimum=1),
+    "char_us": _us(0.2, "serial: top-half time per character drained, us"),
+    "service_us": _us(100, "disk: time the device takes per request, us"),
+    "softirq_us": _us(2, "disk: BLOCK_SOFTIRQ completion work per request, us"),
+    "work_cpu_us": _us(
         0,
         "line: each interrupt queues a work item that sleeps work_sleep_ms, then uses "
         "this much CPU, us (0 and work_sleep_ms 0: no work item)",
-        minimum=0,
     ),
-    "work_sleep_ms": Key(_NUM, 0, "line: the work item's sleep (msleep), ms", minimum=0),
+    "work_sleep_ms": _ms(0, "line: the work item's sleep (msleep), ms"),
     "arrivals": Key(dict, {}, "the arrival process (a table, see [device.arrivals])"),
 }
 THREAD: dict[str, Key] = {
-    "name": Key(str, None, "thread name (comm)"),
+    "name": Key(str, None, "thread name (comm; no control characters)"),
     "kind": Key(
         str,
         "cpu-bound",
@@ -142,13 +176,13 @@ THREAD: dict[str, Key] = {
         ("cpu-bound", "packet-reader", "io"),
     ),
     "device": Key(str, "", "packet-reader: the nic; io: the disk"),
-    "per_packet_us": Key(_NUM, 5, "packet-reader: CPU time per packet read, us", minimum=0),
-    "think_us": Key(_NUM, 10, "io: CPU time between requests, us", minimum=0),
-    "cpu": Key(int, 0, "CPU it runs on", minimum=0),
+    "per_packet_us": _us(5, "packet-reader: CPU time per packet read, us"),
+    "think_us": _us(10, "io: CPU time between requests, us"),
+    "cpu": _int(0, "CPU it runs on", maximum=MAX_CPUS - 1),
     "policy": Key(str, "normal", "scheduling policy", ("normal", "fifo", "rr")),
-    "prio": Key(int, 0, "real-time priority 1..99 (fifo/rr)", minimum=0),
-    "nice": Key(int, 0, "nice -20..19 (normal)"),
-    "chunk_us": Key(_NUM, 1000, "CPU time between two cond_resched() calls, us", minimum=0.001),
+    "prio": _int(0, "real-time priority 1..99 (fifo/rr)", maximum=99),
+    "nice": _int(0, "nice -20..19 (normal)", minimum=-20, maximum=19),
+    "chunk_us": _us(1000, "CPU time between two cond_resched() calls, us", minimum=0.001),
 }
 RECORD: dict[str, Key] = {
     "trace": Key(
@@ -157,17 +191,22 @@ RECORD: dict[str, Key] = {
         'tracepoint patterns to record, e.g. ["irq:*", "workqueue:*"] (empty: none, '
         "unless an output below needs them)",
     ),
-    "buffer_size": Key(
-        int, 500_000, "trace ring buffer, events (the oldest are overwritten)", minimum=1
+    "buffer_size": _int(
+        500_000,
+        "trace ring buffer, events (the oldest are overwritten)",
+        minimum=1,
+        maximum=MAX_BUFFER,
     ),
     "perfetto": Key(str, "", "irqflow run writes the trace as Perfetto/Chrome JSON here"),
     "ftrace": Key(str, "", "irqflow run writes the trace as ftrace text here"),
-    "plot": Key(str, "", "irqflow run draws the CPUs' timeline here (PNG or SVG)"),
+    "plot": Key(str, "", "irqflow run draws the CPUs' timeline here (.png, .svg or .pdf)"),
     "json": Key(
         str,
         "",
-        "irqflow run writes the numbers as JSON here (all paths relative to the current "
-        "directory; the command's options override them; sweeps record nothing)",
+        "irqflow run writes the numbers as JSON here.  These four paths are relative to the "
+        "output directory (the current one, or --out-dir) and stay below it: no absolute "
+        "path, '..' or symlink, and an existing file is replaced only with --force.  The "
+        "command's options override them; sweeps record nothing",
     ),
 }
 #: the keys each kind of device or thread reads, beyond the common ones
@@ -207,6 +246,9 @@ def _applies(
             f"a {kind} does not use {key} (it is for: {', '.join(users)}); remove it",
         )  # fmt: skip
 
+
+#: the [record] keys that name output files
+OUTPUTS = ("perfetto", "ftrace", "plot", "json")
 
 TOP = {
     "machine": "table",
@@ -266,38 +308,68 @@ def _err(src: str, text: str, path: str, msg: str) -> ScenarioError:
     return ScenarioError(f"{where}: {path}: {msg}")
 
 
+def _show(x: float) -> str:
+    if not float(x).is_integer():
+        return f"{x:g}"
+    return f"{int(x):_}" if abs(x) >= 100_000 else str(int(x))
+
+
+def _out_of_range(k: Key, value: float) -> str | None:
+    """Why ``value`` is outside the key's range, or None."""
+    lo, hi = k.minimum, k.maximum
+    if (lo is None or value >= lo) and (hi is None or value <= hi):
+        return None
+    if lo is not None and hi is not None and hi - lo <= 100_000:
+        return f"expected {_show(lo)}..{_show(hi)}, found {quote(value)}"
+    if lo is not None and value < lo:
+        return f"expected >= {_show(lo)}, found {quote(value)}"
+    note = ""
+    if hi in (MAX_MS, MAX_US):
+        note = f" (irqflow's longest time is 10**{len(str(MAX_NS)) - 1} ns, about 11.6 days)"
+    return f"expected <= {_show(hi or 0)}, found {quote(value)}{note}"
+
+
+def _key(key: str) -> str:
+    """A key as shown in a path: plain keys as they are, others quoted and cut short."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key) else quote(key)
+
+
+def problem(key: str, k: Key, value: Any) -> str | None:
+    """Why ``value`` is not valid for ``key`` (spec ``k``), or None; the scenario tables
+    and the command's overrides (--duration, --seed) are checked by this one function."""
+    ok = isinstance(value, k.type) and not (isinstance(value, bool) and k.type in (int, _NUM))
+    if not ok:
+        want = k.type.__name__ if isinstance(k.type, type) else "number"
+        return f"expected {want}, found {type(value).__name__} {quote(value)}"
+    if k.choices and value not in k.choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in k.choices], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"expected one of {list(k.choices)}, found {quote(value)}{hint}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, found {value!r}"
+    if isinstance(value, int | float):
+        return _out_of_range(k, value)
+    if key == "name" and not value.isprintable():
+        return (
+            f"found {quote(value)}: a name is shown on terminals and in files, so it may not "
+            "hold control characters, escape sequences or separators other than a space"
+        )
+    return None
+
+
 def _table(src: str, text: str, path: str, raw: Any, spec: dict[str, Key]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise _err(src, text, path, f"expected a table, found {type(raw).__name__}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
+        where = f"{path}.{_key(key)}"
         if key not in spec:
             close = difflib.get_close_matches(key, list(spec), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(spec)}"
-            raise _err(src, text, f"{path}.{key}", f"unknown key{hint}")
-        k = spec[key]
-        ok = isinstance(value, k.type) and not (isinstance(value, bool) and k.type in (int, _NUM))
-        if not ok:
-            want = k.type.__name__ if isinstance(k.type, type) else "number"
-            raise _err(
-                src,
-                text,
-                f"{path}.{key}",
-                f"expected {want}, found {type(value).__name__} {value!r}",
-            )
-        if k.choices and value not in k.choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in k.choices], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _err(
-                src,
-                text,
-                f"{path}.{key}",
-                f"expected one of {list(k.choices)}, found {value!r}{hint}",
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _err(src, text, f"{path}.{key}", f"expected a finite number, found {value!r}")
-        if k.minimum is not None and value < k.minimum:
-            raise _err(src, text, f"{path}.{key}", f"expected >= {k.minimum}, found {value!r}")
+            raise _err(src, text, where, f"unknown key{hint}")
+        why = problem(key, spec[key], value)
+        if why is not None:
+            raise _err(src, text, where, why)
         out[key] = value
     for key, k in spec.items():
         if key not in out:
@@ -307,12 +379,54 @@ def _table(src: str, text: str, path: str, raw: Any, spec: dict[str, Key]) -> di
     return out
 
 
+def _too_deep(raw: Any) -> str | None:
+    """The path of a value nested deeper than MAX_DEPTH, or None (walked without
+    recursion, so no depth breaks it)."""
+    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend(
+                (v, f"{path}.{_key(k)}" if path else _key(k), depth + 1) for k, v in value.items()
+            )
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{n}]", depth + 1) for n, v in enumerate(value))
+    return None
+
+
+def _line_of(text: str, pattern: str) -> tuple[int, str] | None:
+    """The line of the first match of ``pattern`` in ``text`` and the key on that line."""
+    m = re.search(pattern, text)
+    if m is None:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    key = text[start : m.start()].partition("=")[0].strip()
+    return text.count("\n", 0, m.start()) + 1, key
+
+
 def parse(text: str, source: str = "<string>") -> dict[str, Any]:
     """The raw tables of scenario TOML text (not validated yet)."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        found = _line_of(text, r"[\[{]([ \t\r\n]*[\[{]){64}")
+        where = f"{source}:{found[0]}: {found[1]}" if found and found[1] else source
+        raise ScenarioError(
+            f"{where}: arrays or inline tables nested too deeply to read (a scenario "
+            f"nests at most {MAX_DEPTH} levels)"
+        ) from None
+    except ValueError as exc:  # an integer past int's 4300-digit string limit
+        found = _line_of(text, r"[0-9][0-9_]{4300}")
+        if found is None:
+            raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+        where = f"{source}:{found[0]}: {found[1]}" if found[1] else f"{source}:{found[0]}"
+        raise ScenarioError(
+            f"{where}: an integer of more than 4300 digits; no key takes one that large"
+        ) from None
 
 
 def loads(text: str, source: str = "<string>") -> Scenario:
@@ -322,20 +436,27 @@ def loads(text: str, source: str = "<string>") -> Scenario:
 
 def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> Scenario:
     """Validate parsed scenario tables; ``text`` (the file's) lets errors give lines."""
+    deep = _too_deep(raw)
+    if deep is not None:
+        raise _err(source, text, deep, f"nested deeper than {MAX_DEPTH} levels; no key takes that")
     for key in raw:
         if key not in TOP:
             close = difflib.get_close_matches(key, list(TOP), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(TOP)}"
-            raise _err(source, text, key, f"unknown table{hint}")
+            raise _err(source, text, _key(key), f"unknown table{hint}")
     machine = _table(source, text, "machine", raw.get("machine", {}), MACHINE)
     names = {f.name for f in fields(KernelConfig)}
     for key in machine["config"]:
         if key not in names:
             close = difflib.get_close_matches(key, sorted(names), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _err(source, text, f"machine.config.{key}", f"not a KernelConfig field{hint}")
+            raise _err(
+                source, text, f"machine.config.{_key(key)}", f"not a KernelConfig field{hint}"
+            )
     try:
         config = KernelConfig(**machine["config"])
+    except ConfigError as exc:
+        raise _err(source, text, f"machine.config.{exc.field}", str(exc)) from None
     except (IrqflowError, TypeError) as exc:
         raise _err(source, text, "machine.config", str(exc)) from None
     devices: list[dict[str, Any]] = []
@@ -350,13 +471,17 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
                 f"device[{i}].irq",
                 f"expected < nr_irqs ({config.nr_irqs}), found {dev['irq']}",
             )
-        bad = [c for c in dev["affinity"] if not isinstance(c, int) or not 0 <= c < machine["cpus"]]
+        bad = [
+            c
+            for c in dev["affinity"]
+            if type(c) is not int or not 0 <= c < machine["cpus"]  # not a bool either
+        ]
         if bad:
             raise _err(
                 source,
                 text,
                 f"device[{i}].affinity",
-                f"expected CPU numbers 0..{machine['cpus'] - 1}, found {bad}",
+                f"expected CPU numbers 0..{machine['cpus'] - 1}, found {quote(bad)}",
             )
         if any(d["name"] == dev["name"] for d in devices):
             raise _err(
@@ -371,6 +496,15 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
                 f"line {dev['irq']} is already used by {first['name']!r}; "
                 "set shared = true on both to share it",
             )
+        for key in ("trigger", "threaded"):  # request_irq refuses a flags mismatch
+            if first is not None and dev[key] != first[key]:
+                raise _err(
+                    source,
+                    text,
+                    f"device[{i}].{key}",
+                    f"line {dev['irq']} is shared with {first['name']!r}, whose {key} is "
+                    f"{first[key]!r}; the devices on a shared line need the same {key}",
+                )
         if dev["kind"] in ("nic", "serial", "disk", "timer") and dev["trigger"] != "edge":
             raise _err(source, text, f"device[{i}].trigger", f"a {dev['kind']} is edge-triggered")
         proc_ = dev["arrivals"]["process"]
@@ -447,6 +581,21 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
     record = _table(source, text, "record", raw.get("record", {}), RECORD)
     for pat in record["trace"]:
         _check_pattern(source, text, pat)
+    named: dict[tuple[str, ...], str] = {}
+    for key in OUTPUTS:
+        if record[key]:
+            try:
+                parts = check_name(record[key], PLOT_SUFFIXES if key == "plot" else ())
+            except PathError as exc:
+                raise _err(source, text, f"record.{key}", f"{quote(record[key])} {exc}") from None
+            other = named.setdefault(parts, key)
+            if other != key:
+                raise _err(
+                    source,
+                    text,
+                    f"record.{key}",
+                    f"{quote(record[key])} is also record.{other}; give each output its own file",
+                )
     return Scenario(machine, config, tuple(devices), tuple(threads), source, record)
 
 
@@ -472,21 +621,24 @@ def _check_pattern(src: str, text: str, pat: Any) -> None:
 
 
 def _csv_times(src: str, text: str, i: int, name: str) -> tuple[float, ...]:
-    """Read a CSV of event times (us) named by a scenario, relative to its file."""
+    """Read a CSV of event times (us) named by a scenario, below its directory."""
     path = f"device[{i}].arrivals.file"
     if not name:
         raise _err(src, text, path, 'process = "csv" needs file = "times.csv"')
     base = Path(src).parent if src != "<string>" else Path.cwd()
-    p = base / name
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise _err(src, text, path, f"cannot read {p}: {exc.strerror}") from None
+        data = read_beneath(base, name, MAX_CSV_BYTES)
+    except PathError as exc:
+        raise _err(src, text, path, f"{quote(name)} {exc}") from None
+    try:
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        raise _err(src, text, path, f"{p} is not UTF-8 text ({exc.reason})") from None
+        raise _err(
+            src, text, path, f"{quote(name)} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     times: list[float] = []
     for n, line in enumerate(lines, 1):
-        cell = line.split(",")[0].strip()
+        cell = line.split(",", 1)[0].strip()
         if not cell or cell.startswith("#"):
             continue
         try:
@@ -496,9 +648,25 @@ def _csv_times(src: str, text: str, i: int, name: str) -> tuple[float, ...]:
         except ValueError:
             if n == 1:
                 continue  # a header
-            raise _err(src, text, path, f"{p}:{n}: expected a time in us, found {cell!r}") from None
+            raise _err(
+                src, text, path, f"{quote(name)}:{n}: expected a time in us, found {quote(cell)}"
+            ) from None
         if t < 0 or (times and t < times[-1]):
-            raise _err(src, text, path, f"{p}:{n}: times must be >= 0 and in order, found {cell!r}")
+            raise _err(
+                src,
+                text,
+                path,
+                f"{quote(name)}:{n}: times must be >= 0 and in order, found {quote(cell)}",
+            )
+        if t > MAX_US:
+            raise _err(
+                src,
+                text,
+                path,
+                f"{quote(name)}:{n}: {t:g} us is past irqflow's longest time ({_show(MAX_US)} us)",
+            )
+        if len(times) == MAX_EVENTS:
+            raise _err(src, text, path, f"{quote(name)} lists more than {MAX_EVENTS:,} times")
         times.append(t)
     return tuple(times)
 
@@ -510,16 +678,65 @@ def _array(src: str, text: str, raw: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def load(path: str | Path) -> Scenario:
-    """Validate a scenario file."""
+def read_text(path: str | Path) -> str:
+    """The text of a scenario file: a regular file of at most 4 MiB of UTF-8."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{p}: cannot read it: {exc.strerror}") from None
+        data = read_file(p, MAX_SCENARIO_BYTES)
+    except PathError as exc:
+        raise ScenarioError(f"{p}: {exc}") from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return loads(text, str(p))
+
+
+def load(path: str | Path) -> Scenario:
+    """Validate a scenario file (see :func:`read_text`)."""
+    return loads(read_text(path), str(Path(path)))
+
+
+def _range(k: Key) -> str:
+    lo, hi = k.minimum, k.maximum
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f">= {_show(lo or 0)}"
+    return f"{_show(lo or 0)} .. {_show(hi)}"
+
+
+_SC_MIB, _CSV_MIB = MAX_SCENARIO_BYTES // 2**20, MAX_CSV_BYTES // 2**20
+FILE_RULES = f"""\
+## Files
+
+A scenario may come from anyone, so running one touches only the files its user names:
+
+- **The scenario file** is read only if it is a regular file (not a FIFO, a device or a
+  directory) of at most {_SC_MIB} MiB of UTF-8 TOML. Arrays and tables nest at most
+  {MAX_DEPTH} levels. Nothing in it is ever executed.
+- **CSV arrival files** (`file`) are named relative to the scenario's directory and stay
+  below it: an absolute path, `..` or a symlink anywhere on the way is an error. Each is a
+  regular file of at most {_CSV_MIB} MiB and {MAX_EVENTS:,} times. An error quotes at
+  most a short, escaped excerpt of it.
+- **Outputs** (`[record]` `perfetto`, `ftrace`, `plot`, `json`) are named relative to the
+  output directory: the current directory, or the one `irqflow run --out-dir DIR` names.
+  They stay below it (no absolute path, `~`, `..` or symlink on the way), are created
+  with `O_EXCL|O_NOFOLLOW`, and never replace an existing file unless `irqflow run
+  --force` (which still replaces only a regular file, never a symlink). Each output
+  names its own file. Every output is checked before the run starts (its directory
+  exists and is writable, the name fits, it is not a directory), so a bad path never
+  loses a finished run. Paths given on the command line (`--json`, `--trace`, ...) are
+  the user's own and are opened as given.
+- **Times** are at most 10**{len(str(MAX_NS)) - 1} ns of virtual time (about 11.6 days:
+  `duration_ms` <= {_show(MAX_MS)}, `*_us` <= {_show(MAX_US)}), so no value
+  overflows in a run; a burst has at most {MAX_EVENTS:,} events, a rate at most one
+  event per ns.
+- **Names** (`name` of devices and threads) are shown on terminals and written to CSV
+  headers: they may not hold control characters; `irqflow` escapes what it prints, and
+  a CSV cell starting with `=`, `+`, `-` or `@` gets a leading `'`.
+- `machine.config` takes exactly `KernelConfig`'s fields and rules (types are strict:
+  an int field takes no float or bool), so a scenario that validates also runs.
+"""
 
 
 def reference() -> str:
@@ -532,11 +749,33 @@ def reference() -> str:
         ("[[thread]]", THREAD),
         ("[record]", RECORD),
     ):
-        out += [f"## `{title}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        out += [
+            f"## `{title}`",
+            "",
+            "| key | type | default | range | meaning |",
+            "|---|---|---|---|---|",
+        ]
         for key, k in spec.items():
             typ = k.type.__name__ if isinstance(k.type, type) else "number"
             default = "required" if k.default is None else f"`{k.default!r}`"
             doc = k.doc + (f" (one of {', '.join(map(str, k.choices))})" if k.choices else "")
-            out.append(f"| `{key}` | {typ} | {default} | {doc} |")
+            out.append(f"| `{key}` | {typ} | {default} | {_range(k)} | {doc} |")
         out.append("")
+    out += [
+        "## `[machine.config]`",
+        "",
+        "`KernelConfig`'s fields (`irqflow.core.config`), checked by its own rules.",
+        "",
+        "| key | type | default | range |",
+        "|---|---|---|---|",
+    ]
+    for f in fields(KernelConfig):
+        rule = rule_of(f.name, str(f.type), f.metadata)
+        span = (
+            ", ".join(map(str, rule.choices))
+            if rule.choices
+            else _range(Key(int, 0, "", minimum=rule.minimum, maximum=rule.maximum))
+        )
+        out.append(f"| `{f.name}` | {f.type} | `{f.default!r}` | {span} |")
+    out += ["", FILE_RULES]
     return "\n".join(out)

@@ -21,11 +21,13 @@ distributed cluster (``dask_address``); each yields a flat row of numbers (see
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
 import itertools
 import math
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -33,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from irqflow.scenario.run import Result, run
-from irqflow.scenario.schema import Scenario, ScenarioError, from_dict, parse
+from irqflow.scenario.schema import Scenario, ScenarioError, from_dict, parse, read_text
+from irqflow.scenario.text import csv_cell, quote
 
 #: short forms accepted in sweep keys
 ALIASES = {"rate": ("arrivals", "rate_hz")}
@@ -82,9 +85,14 @@ def parse_axis(spec: str) -> Axis:
         ):
             raise ScenarioError(f"--set {spec!r}: a range is START:STOP:STEP, three numbers")
         start, stop, step = nums
+        if not all(math.isfinite(x) for x in nums):
+            raise ScenarioError(f"--set {spec!r}: START, STOP and STEP must be finite numbers")
         if step <= 0 or stop < start:
             raise ScenarioError(f"--set {spec!r}: need STEP > 0 and STOP >= START")
-        n = math.floor((stop - start) / step + 1e-9) + 1
+        span = (stop - start) / step
+        if span > 10_000:  # also the spans too large to count exactly
+            raise ScenarioError(f"--set {spec!r}: a sweep axis takes at most 10000 values")
+        n = math.floor(span + 1e-9) + 1
         if n > 10_000:
             raise ScenarioError(f"--set {spec!r}: {n} values; a sweep axis takes at most 10000")
         as_int = all(isinstance(x, int) for x in nums)
@@ -101,7 +109,9 @@ def _named(raw: dict[str, Any], table: str, name: str, key: str) -> dict[str, An
         if isinstance(item, dict) and item.get("name") == name:
             return item
     names = [i.get("name") for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-    raise ScenarioError(f"--set {key}: no {table} named {name!r} (the {table}s: {names})")
+    raise ScenarioError(
+        f"--set {key}: no {table} named {quote(name)} (the {table}s: {quote(names)})"
+    )
 
 
 def apply(raw: dict[str, Any], key: str, value: Any) -> None:
@@ -222,12 +232,14 @@ class SweepResult:
         return keys + list(seen)
 
     def write_csv(self, path: str | Path) -> None:
+        """Every row; text cells (the header's device names among them) that a
+        spreadsheet would take for a formula get a leading ``'``."""
         cols = self.columns()
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols, restval="")
-            w.writeheader()
+            w = csv.writer(fh)
+            w.writerow([csv_cell(c) for c in cols])
             for r in self.rows:
-                w.writerow(r)
+                w.writerow([_cell(r.get(c, "")) for c in cols])
 
     def table(self, metric_names: Sequence[str]) -> str:
         cols = [a.key for a in self.axes] + list(metric_names)
@@ -237,6 +249,10 @@ class SweepResult:
             cells = [_fmt(r.get(c, "")) for c in cols]
             lines.append("  ".join(v.rjust(w) for v, w in zip(cells, widths, strict=True)))
         return "\n".join(lines) + "\n"
+
+
+def _cell(v: Any) -> Any:
+    return csv_cell(v) if isinstance(v, str) else v
 
 
 def _fmt(v: Any) -> str:
@@ -254,10 +270,7 @@ def sweep(
     """Run the grid of ``axes`` over the scenario file ``sc_path``; rows come back in
     grid order whatever order the points finish in."""
     p = Path(sc_path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{p}: cannot read it: {exc.strerror}") from None
+    text = read_text(p)
     if not axes:
         raise ScenarioError("sweep: give at least one --set KEY=VALUES")
     grid = points(parse(text, str(p)), axes, str(p), text)
@@ -275,14 +288,45 @@ def _execute(
     if dask_address is not None:
         yield from _execute_dask(scenarios, dask_address)
         return
-    if jobs <= 1 or len(scenarios) == 1:
+    jobs = min(jobs, len(scenarios))
+    if jobs <= 1:
         for i, sc in enumerate(scenarios):
             yield i, run_point(sc)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_point, sc): i for i, sc in enumerate(scenarios)}
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
+    try:
+        with _sigint_held():  # the workers are forked here
+            futures = {pool.submit(run_point, sc): i for i, sc in enumerate(scenarios)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
+    except BaseException:  # Ctrl-C or a failed point: stop the workers now, not after the grid
+        workers = getattr(pool, "_processes", None) or {}
+        for proc in list(workers.values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C back while workers are forked: a KeyboardInterrupt raised in fork()'s
+    own hooks would be swallowed there ("Exception ignored") and the sweep would go on.
+    A Ctrl-C that came meanwhile is raised when the block ends."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        yield
+        return
+    mask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _execute_dask(scenarios: list[Scenario], address: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -297,7 +341,12 @@ def _execute_dask(scenarios: list[Scenario], address: str) -> Iterator[tuple[int
     try:
         client = dist.Client(address, timeout=DASK_CONNECT_TIMEOUT)
     except OSError as exc:
-        raise ScenarioError(f"--dask {address}: cannot reach the scheduler: {exc}") from None
+        raise ScenarioError(f"--dask {quote(address)}: cannot reach the scheduler: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(
+            f"--dask {quote(address)}: not a scheduler address ({exc}); give one like "
+            "tcp://HOST:8786"
+        ) from None
     try:
         futures = client.map(run_point, scenarios, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
