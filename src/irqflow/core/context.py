@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from irqflow.core import cpu as cpumod
 from irqflow.core.base import KernelBase
+from irqflow.core.config import MAX_NS
 from irqflow.core.constants import (
     GFP_KERNEL,
     HARDIRQ_MASK,
@@ -22,9 +23,9 @@ from irqflow.core.softirq import (
     do_softirq,
 )
 
-#: the longest busy-wait accepted: a day (far more is a unit mistake or an overflow)
-_MAX_DELAY_NS = 86_400 * 10**9
-_MAX_DELAY_US = _MAX_DELAY_NS // 1000
+#: the longest busy-wait accepted: irqflow's longest time (far more is a unit mistake)
+_MAX_DELAY_NS = MAX_NS + 1
+_MAX_DELAY_US = _MAX_DELAY_NS / 1000
 
 
 class _IrqSave:
@@ -191,7 +192,7 @@ class ContextApi(KernelBase):
             return
         raise ValueError(
             f"{what}({v!r}): give a finite, non-negative number of {unit} (at most "
-            f"{_MAX_DELAY_NS // 10**9} s)"
+            f"10**15 ns, irqflow's longest time)"
         )
 
     in_irq = in_hardirq
