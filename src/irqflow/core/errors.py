@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class IrqflowError(Exception):
     """Base class of every error irqflow raises on purpose."""
@@ -52,4 +54,18 @@ def refuse_async(fn: object, what: str, context: str) -> None:
             f"{what}: {name} is `async def`, but it runs in {context} context, which never "
             "sleeps; make it a plain function and defer what must wait to a work item "
             "(Work) or a threaded handler (request_threaded_irq)"
+        )
+
+
+def claim(obj: Any, k: object, what: str) -> None:
+    """Bind a tasklet, timer, NAPI instance or work item to the machine that first uses
+    it; using it with another machine is a mistake (its state bits would mix two
+    kernels' lists and CPUs)."""
+    owner = obj.owner
+    if owner is None:
+        obj.owner = k
+    elif owner is not k:
+        raise IrqflowError(
+            f"{what}: {obj!r} already belongs to another Kernel; irqflow objects serve one "
+            "machine each: make a new one for this machine"
         )

@@ -17,7 +17,6 @@ from irqflow.core import cpu as cpumod
 from irqflow.core.config import KernelConfig, PathCosts
 from irqflow.core.constants import (
     HI_SOFTIRQ,
-    IRQF_COND_ONESHOT,
     NR_SOFTIRQS,
     SOFTIRQ_NAMES,
     TASKLET_SOFTIRQ,
@@ -27,7 +26,7 @@ from irqflow.core.constants import (
 from irqflow.core.context import ContextApi
 from irqflow.core.cpu import Cpu
 from irqflow.core.engine import Engine
-from irqflow.core.errors import IrqflowError, refuse_async
+from irqflow.core.errors import IrqflowError, claim, refuse_async
 from irqflow.core.irq.manage import Genirq
 from irqflow.core.kthread import DONE, Ready
 from irqflow.core.napi import (
@@ -201,16 +200,16 @@ class KernelCore(ContextApi):
     def tasklet_schedule(self, t: Tasklet) -> None:
         """Queue ``t`` on this CPU's TASKLET_SOFTIRQ list (no-op if already queued)."""
         c = self.engine.current_cpu
-        if c is None or t.__class__ is not Tasklet:
+        if c is None or t.__class__ is not Tasklet or t.owner is not self:
             c = self._this_cpu("tasklet_schedule")
-            self._tasklet(t)
+            claim(self._tasklet(t), self, "tasklet_schedule")
         tasklet_schedule_on(self, c, t, TASKLET_SOFTIRQ)
 
     def tasklet_hi_schedule(self, t: Tasklet) -> None:
         """Queue ``t`` on this CPU's HI_SOFTIRQ list (runs before every other vector)."""
-        tasklet_schedule_on(
-            self, self._this_cpu("tasklet_hi_schedule"), self._tasklet(t), HI_SOFTIRQ
-        )
+        c = self._this_cpu("tasklet_hi_schedule")
+        claim(self._tasklet(t), self, "tasklet_hi_schedule")
+        tasklet_schedule_on(self, c, t, HI_SOFTIRQ)
 
     @staticmethod
     def _tasklet(t: Any) -> Tasklet:
@@ -257,6 +256,8 @@ class KernelCore(ContextApi):
         if not isinstance(n, Napi):
             raise TypeError(f"napi_schedule: expected an irqflow.Napi, got {n!r}")
         c = self._this_cpu("napi_schedule")
+        if n.owner is not self:
+            claim(n, self, "napi_schedule")
         if napi_schedule_prep(n):
             napi_schedule_on(self, c, n)
             return True
@@ -392,7 +393,7 @@ class KernelCore(ContextApi):
 
         Raises :class:`RequestError` with the kernel's errno (``EINVAL``, ``EBUSY``) when
         the request is refused."""
-        self.genirq.setup_irq(irq, handler, None, flags | IRQF_COND_ONESHOT, name, dev_id)
+        self.genirq.setup_irq(irq, handler, None, flags, name, dev_id, cond_oneshot=True)
 
     def request_threaded_irq(
         self,

@@ -36,7 +36,7 @@ class Napi:
     """``struct napi_struct``: ``poll(napi, budget) -> int`` packets processed, run from
     NET_RX_SOFTIRQ with at most ``weight`` (``napi_weight``, 64 by default) per call."""
 
-    __slots__ = ("name", "poll", "polls", "run_cpu", "state", "weight", "where")
+    __slots__ = ("name", "owner", "poll", "polls", "run_cpu", "state", "weight", "where")
 
     def __init__(
         self, poll: Callable[[Napi, int], int], weight: int = 64, *, name: str | None = None
@@ -50,6 +50,8 @@ class Napi:
         self.weight = weight
         self.name = name or getattr(poll, "__name__", "napi")
         self.where = f"napi {self.name}"
+        #: the machine it serves (set on first use)
+        self.owner: object = None
         self.state = 0
         self.polls = 0
         self.run_cpu = -1

@@ -38,8 +38,18 @@ class Tasklet:
     """
 
     __slots__ = (
-        "count", "data", "func", "kill_waiting", "lat", "name", "runs", "sched_ts", "schedules",
-        "state", "where",
+        "count",
+        "data",
+        "func",
+        "kill_waiting",
+        "lat",
+        "name",
+        "owner",
+        "runs",
+        "sched_ts",
+        "schedules",
+        "state",
+        "where",
     )  # fmt: skip
 
     def __init__(
@@ -57,6 +67,8 @@ class Tasklet:
         self.data = data
         self.name = name or symbol_name(func)
         self.where = f"tasklet {self.name}"
+        #: the machine it serves (set on first use)
+        self.owner: object = None
         self.state = 0
         #: disable count: the tasklet runs only at 0
         self.count = 1 if disabled else 0

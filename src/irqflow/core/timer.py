@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import TIMER_SOFTIRQ
-from irqflow.core.errors import IrqflowError, refuse_async
+from irqflow.core.errors import IrqflowError, claim, refuse_async
 from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 
@@ -40,7 +40,9 @@ class Timer:
     """``struct timer_list``: ``func(data)`` runs in TIMER_SOFTIRQ once its expiry (in
     jiffies) has come.  It must not sleep."""
 
-    __slots__ = ("cpu", "data", "expires", "flow", "func", "name", "pending", "running", "seq")
+    __slots__ = (
+        "cpu", "data", "expires", "flow", "func", "name", "owner", "pending", "running", "seq",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -65,6 +67,8 @@ class Timer:
         self.running = False
         self.cpu = 0
         self.seq = 0
+        #: the machine it serves (set on first use)
+        self.owner: object = None
 
     def __repr__(self) -> str:
         state = "pending" if self.pending else "running" if self.running else "idle"
@@ -81,6 +85,8 @@ class Timers:
 
     def arm(self, c: Cpu, t: Timer, expires: int) -> None:
         """Put ``t`` on ``c``'s base for jiffy ``expires`` (an older entry goes stale)."""
+        if t.owner is not self.k:
+            claim(t, self.k, f"arming timer {t.name}")
         self.seq += 1
         t.seq = self.seq
         t.expires = expires

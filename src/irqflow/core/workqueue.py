@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
 from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
 from irqflow.core.cpu import IRQ_WORK_VECTOR
-from irqflow.core.errors import IrqflowError, refuse_async
+from irqflow.core.errors import IrqflowError, claim, refuse_async
 from irqflow.core.kthread import symbol_name
 from irqflow.core.softirq import raise_softirq_irqoff
 from irqflow.core.timer import Timer
@@ -42,8 +42,19 @@ class Work:
     """``struct work_struct``: ``func(work)`` runs in a worker thread (process context)."""
 
     __slots__ = (
-        "cpu", "exec_ts", "func", "name", "pwq", "queue_ts", "queued", "running", "runs", "state",
-        "where", "wq",
+        "cpu",
+        "exec_ts",
+        "func",
+        "name",
+        "owner",
+        "pwq",
+        "queue_ts",
+        "queued",
+        "running",
+        "runs",
+        "state",
+        "where",
+        "wq",
     )  # fmt: skip
 
     def __init__(self, func: Callable[[Any], Any], *, name: str | None = None) -> None:
@@ -52,6 +63,8 @@ class Work:
         self.func = func
         self.name = name or symbol_name(func)
         self.where = f"work {self.name}"
+        #: the machine it serves (set on first use)
+        self.owner: object = None
         self.state = 0
         #: how many instances are running right now (more than 1 only across CPUs)
         self.running = 0
@@ -316,6 +329,13 @@ class Workqueues:
         self._check_work(w, "queue_work_on")
         if not isinstance(wq, Workqueue) or wq.destroyed:
             raise IrqflowError(f"queue_work({w.name}): {wq!r} is not a live workqueue")
+        if wq.kernel is not self.k:
+            raise IrqflowError(
+                f"queue_work({wq.name}, {w.name}): the workqueue belongs to another Kernel; "
+                "queue on this machine's own (k.system_wq, k.alloc_workqueue(...))"
+            )
+        if w.owner is not self.k:
+            claim(w, self.k, f"queue_work({wq.name}, {w.name})")
         if not isinstance(cpu, int) or not 0 <= cpu < len(self.k.cpus):
             raise IrqflowError(f"queue_work_on({cpu!r}): CPUs are 0..{len(self.k.cpus) - 1}")
         if wq.flags & WQ_BH:

@@ -329,6 +329,29 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+#: the schemes a Dask scheduler address may have
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def _check_scheduler_address(address: str) -> None:
+    """Refuse an address that cannot name a scheduler before trying to connect (whether
+    Dask says so or times out trying depends on the address and the network)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+        ok = parts.scheme in DASK_SCHEMES and bool(parts.hostname) and port is not None
+        why = "" if ok else "it needs a scheme, a host and a port"
+    except ValueError as exc:
+        why = str(exc)
+    if why:
+        raise ScenarioError(
+            f"--dask {quote(address)}: not a scheduler address ({why}); give one like "
+            "tcp://HOST:8786"
+        )
+
+
 def _execute_dask(scenarios: list[Scenario], address: str) -> Iterator[tuple[int, dict[str, Any]]]:
     import importlib
 
@@ -338,6 +361,7 @@ def _execute_dask(scenarios: list[Scenario], address: str) -> Iterator[tuple[int
         raise ScenarioError(
             "--dask needs Dask's distributed scheduler: pip install 'irqflow[dask]'"
         ) from None
+    _check_scheduler_address(address)
     try:
         client = dist.Client(address, timeout=DASK_CONNECT_TIMEOUT)
     except OSError as exc:

@@ -108,11 +108,17 @@ class Genirq:
     def irq_set_affinity(self, irq: int, cpus: Iterable[int]) -> None:
         """Set the CPUs allowed to take ``irq``."""
         desc = self.desc(irq, "irq_set_affinity")
-        chosen = sorted(set(cpus))
-        if not chosen or not all(isinstance(n, int) and 0 <= n < len(self.k.cpus) for n in chosen):
+        ncpus = len(self.k.cpus)
+        try:
+            chosen = sorted(set(cpus))
+        except TypeError:
+            chosen = []
+        if not chosen or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < ncpus for n in chosen
+        ):
             raise IrqflowError(
-                f"irq_set_affinity({irq}, {chosen}): give a non-empty set of CPU numbers "
-                f"in 0..{len(self.k.cpus) - 1}"
+                f"irq_set_affinity({irq}, {cpus!r}): give a non-empty set of CPU numbers "
+                f"in 0..{ncpus - 1}, e.g. {{{ncpus - 1}}}"
             )
         desc.affinity = tuple(chosen)
 
@@ -125,10 +131,24 @@ class Genirq:
         flags: int,
         name: str,
         dev_id: Any,
+        *,
+        cond_oneshot: bool = False,
     ) -> None:
-        """``__setup_irq``: add an action to the line (request_irq, request_threaded_irq)."""
+        """``__setup_irq``: add an action to the line (request_irq, request_threaded_irq;
+        ``cond_oneshot``: request_irq's IRQF_COND_ONESHOT)."""
         desc = self.desc(irq, "request_irq")
         what = f"request_irq({irq}, name={name!r})"
+        if not isinstance(name, str):
+            raise TypeError(
+                f"{what}: the name is the text /proc/interrupts shows (a str), not {name!r}"
+            )
+        if not isinstance(flags, int) or isinstance(flags, bool) or flags < 0:
+            raise TypeError(
+                f"{what}: flags={flags!r}; flags is an int of IRQF_* bits, e.g. "
+                "IRQF_SHARED | IRQF_TRIGGER_HIGH, or 0"
+            )
+        if cond_oneshot:
+            flags |= IRQF_COND_ONESHOT
         if flags & IRQF_SHARED and flags & IRQF_NO_AUTOEN:
             raise RequestError(
                 "EINVAL",
