@@ -26,7 +26,7 @@ from irqflow import (
     Timer,
     Work,
 )
-from support import Machine
+from support import MS, US, Machine
 
 NET_RX = SoftIrq.NET_RX_SOFTIRQ
 BLOCK = SoftIrq.BLOCK_SOFTIRQ
@@ -617,3 +617,126 @@ def test_a_callable_that_returns_a_coroutine_is_awaited(machine: Machine) -> Non
     k.kthread_run(lambda k: job(None, "kthread"), "coro-thread")
     machine.settle()
     assert sorted(ran) == ["kthread", "lambda"]
+
+
+# --- the execution model: plain functions run in time and may block (issue 10) -----------------
+
+
+def test_a_loop_that_waits_for_the_clock_ends(machine: Machine) -> None:
+    """k.now() moves inside driver code: a thread spinning until a deadline ends."""
+    k = machine.k
+    ends: list[int] = []
+
+    def hog(k_: Any) -> None:
+        deadline = k.now() + 2 * MS
+        while k.now() < deadline:
+            k.udelay(100)
+        ends.append(k.now() - deadline)
+
+    k.kthread_run(hog, "hog", cpu=0)
+    machine.until(lambda: bool(ends))
+    assert ends[0] >= 0
+
+
+def test_plain_work_function_blocks_in_msleep_and_blocking_calls(machine: Machine) -> None:
+    """A plain (not async) work function may sleep and wait: msleep, a completion, a
+    mutex, wait_event, flush_work.  Each returns once its condition holds."""
+    k = machine.k
+    done = k.completion()
+    lock = k.mutex()
+    wq = k.wait_queue_head("w")
+    flag: list[bool] = []
+    order: list[str] = []
+    helper = Work(lambda w: (k.msleep(1), order.append("helper")), name="helper")
+
+    def fn(w: Any) -> None:
+        start = k.now()
+        k.msleep(2)
+        assert k.now() - start >= 2 * MS
+        order.append("slept")
+        done.wait()
+        order.append("completed")
+        with lock:
+            order.append("locked")
+        k.wait_event(wq, lambda: bool(flag))
+        order.append("woken")
+        k.queue_work(k.alloc_workqueue("other"), helper)
+        k.flush_work(helper)
+        order.append("flushed")
+
+    def signaller(k_: Any) -> None:
+        k.msleep(3)
+        done.complete()
+        k.msleep(1)
+        flag.append(True)
+        k.wake_up(wq)
+
+    k.schedule_work(Work(fn, name="sleeper"))
+    k.kthread_run(signaller, "signaller", cpu=1)
+    machine.until(lambda: "flushed" in order)
+    assert order == ["slept", "completed", "locked", "woken", "helper", "flushed"]
+    assert k.statistics().oopses == ()
+
+
+def test_tasklet_kill_and_drain_workqueue_work_from_a_kernel_thread(machine: Machine) -> None:
+    k = machine.k
+    t = Tasklet(lambda d: k.udelay(200), name="t")
+    chained = Work(lambda w: k.udelay(100), name="chained")
+    first = Work(lambda w: k.schedule_work(chained), name="first")
+    k.request_irq(24, lambda i, d: k.tasklet_schedule(t) or IRQ_HANDLED, name="dev")
+    done: list[str] = []
+
+    def body(k_: Any) -> None:
+        k.raise_irq(24)
+        k.msleep(1)
+        k.tasklet_kill(t)
+        done.append("killed")
+        k.schedule_work(first)
+        k.drain_workqueue(k.system_wq)
+        done.append("drained")
+
+    k.kthread_run(body, "b", cpu=1)
+    machine.until(lambda: len(done) == 2)
+    assert not t.scheduled and not t.running and t.runs == 1
+    assert first.runs == chained.runs == 1
+
+
+def test_awaiting_blocking_calls_in_an_async_body_still_works(machine: Machine) -> None:
+    """The async style: ``await k.msleep``, ``await k.flush_work`` (even on an idle item,
+    which returns False at once), ``await done.wait()``."""
+    k = machine.k
+    idle = Work(lambda w: None, name="idle")
+    done = k.completion()
+    log: list[Any] = []
+
+    async def body(k_: Any) -> None:
+        await k.msleep(1)
+        log.append(await k.flush_work(idle))
+        k.call_at(k.now() + MS, done.complete)
+        await done.wait()
+        log.append("completed")
+
+    k.kthread_run(body, "async", cpu=0)
+    machine.until(lambda: len(log) == 2)
+    assert log == [False, "completed"]
+    assert k.statistics().oopses == ()
+
+
+def test_a_handlers_side_effects_follow_its_own_delay(machine: Machine) -> None:
+    """A softirq raised after udelay in a handler is raised when the code gets there:
+    the softirq's entry is at least the handler's delay after the handler's entry."""
+    k = machine.k
+    seen: dict[str, int] = {}
+
+    def top(irq: int, dev: Any) -> int:
+        seen["entry"] = k.now()
+        k.udelay(300)
+        k.raise_softirq(NET_RX)
+        return IRQ_HANDLED
+
+    k.open_softirq(NET_RX, lambda: seen.setdefault("softirq", k.now()))
+    k.request_irq(24, top, name="dev")
+    machine.start()
+    k.raise_irq(24)
+    machine.until(lambda: "softirq" in seen)
+    assert seen["softirq"] - seen["entry"] >= 300 * US

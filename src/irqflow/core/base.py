@@ -15,6 +15,8 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from irqflow.core import cpu as cpumod
 from irqflow.core.config import KernelConfig, PathCosts
 from irqflow.core.cpu import Cpu
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# compiled with mypyc, the class stays open to Python subclasses: irqflow.Kernel extends it
+@mypyc_attr(allow_interpreted_subclasses=True)
 class KernelBase:
     """The kernel's shared state and services (see the module docstring)."""
 

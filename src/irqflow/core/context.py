@@ -4,6 +4,8 @@ bottom_half.h, kernel/softirq.c ``__local_bh_enable_ip``)."""
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from irqflow.core import cpu as cpumod
 from irqflow.core.base import KernelBase
 from irqflow.core.config import MAX_NS
@@ -62,6 +64,8 @@ class _BhDisabled:
         self._k.local_bh_enable()
 
 
+# compiled with mypyc, the class stays open to Python subclasses: irqflow.Kernel extends it
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ContextApi(KernelBase):
     """The context calls of the public API (``in_hardirq``, ``local_bh_disable``,
     ``udelay`` ...): :class:`KernelCore` derives from this."""
@@ -195,4 +199,6 @@ class ContextApi(KernelBase):
             f"10**15 ns, irqflow's longest time)"
         )
 
-    in_irq = in_hardirq
+    def in_irq(self) -> bool:
+        """The old name of :meth:`in_hardirq`."""
+        return self.in_hardirq()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from mypy_extensions import mypyc_attr
+
 from irqflow.core.constants import (
     HARDIRQ_MASK,
     NMI_MASK,
@@ -74,6 +76,8 @@ def context_name(pc: int) -> str:
     return "task"
 
 
+# compiled with mypyc, the class stays open to Python subclasses (the real engine's TaskCpu)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Cpu:
     """One CPU's kernel state.  Engines keep their own scheduling state in ``engine_state``."""
 

@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from irqflow.core import cpu as cpumod
 from irqflow.core.config import KernelConfig, PathCosts
 from irqflow.core.constants import (
@@ -53,6 +55,8 @@ from irqflow.core.timer import Timer, Timers, run_timer_softirq
 from irqflow.core.workqueue import DelayedWork, Work, Workqueue, Workqueues
 
 
+# compiled with mypyc, the class stays open to Python subclasses: irqflow.Kernel extends it
+@mypyc_attr(allow_interpreted_subclasses=True)
 class KernelCore(ContextApi):
     """The machine's kernel.  Use :class:`irqflow.Kernel`, which adds the engine."""
 

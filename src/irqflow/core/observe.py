@@ -42,14 +42,17 @@ def _discard(v: int) -> None:
 
 
 class _NullSamples:
-    __slots__ = ()
-    add = staticmethod(_discard)
+    __slots__ = ("add",)
+
+    def __init__(self) -> None:
+        self.add: Callable[[int], None] = _discard
 
 
 class NullLatency:
     """Records nothing."""
 
-    _samples = _NullSamples()
+    def __init__(self) -> None:
+        self._samples = _NullSamples()
 
     def hist(self, kind: str, subject: object) -> Samples:
         return self._samples

@@ -134,10 +134,10 @@ class SimEngine:
     runs_scheduler = True
     #: the core calls driver code directly (nothing to release around it)
     direct_calls = True
-    #: one thread drives the whole machine: nothing to lock
-    lock: AbstractContextManager[Any] = nullcontext()
 
     def __init__(self, kernel: KernelCore) -> None:
+        #: one thread drives the whole machine: nothing to lock
+        self.lock: AbstractContextManager[Any] = nullcontext()
         self.k = kernel
         self.now = 0
         #: the CPU whose code runs now (None in the hub: between events, callbacks)
