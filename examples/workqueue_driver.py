@@ -1,8 +1,9 @@
 """A sensor driver: the top half grabs a sample, a work item stores it (and sleeps).
 
 Run: ``python examples/workqueue_driver.py``.  The hard handler cannot sleep, so it only
-reads the sample (2 us) and calls ``schedule_work``; the work item runs in ``events/N``,
-the worker thread of the CPU that took the interrupt, where it may sleep while the
+reads the sample (2 us) and calls ``schedule_work``; the work item runs in a worker of
+the CPU that took the interrupt (``kworker/1:0``; ``events/1`` on the seed's kernel,
+``KernelConfig.preset("2.6")``), where it may sleep while the
 "flash" is written (3 ms).  Interrupts keep coming while it sleeps, and samples that
 arrive meanwhile are batched into the next run: ``schedule_work`` on a pending item
 does nothing.

@@ -4,6 +4,7 @@ once, never lose a queued item, and cancel_work_sync leaves the item idle."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -16,14 +17,13 @@ from irqflow import (
     WQ_HIGHPRI,
     WQ_UNBOUND,
     Kernel,
-    KernelConfig,
     Work,
 )
-from support import MS, US, make_kernel
+from support import MS, SEED, US, make_kernel
 
 
 def make(cpus: int = 2, trace: str | None = "*") -> Kernel:
-    return make_kernel(cpus, trace=trace, config=KernelConfig(workqueue_model="cmwq"))
+    return make_kernel(cpus, trace=trace, config=dataclasses.replace(SEED, workqueue_model="cmwq"))
 
 
 def kick(k: Kernel, cpu: int, fn: Any, at: int) -> None:

@@ -13,9 +13,11 @@ from irqflow.core.errors import IrqflowError
 
 DEFAULTS = {
     "hz": 250, "nr_irqs": 256, "softirq_max_restart": 10, "softirq_max_time_ns": 2_000_000,
-    "ksoftirqd_defers": False, "threadirqs": False, "preempt_model": "full",
-    "workqueue_model": "per-cpu-threads",
-    "napi_weight": 64, "netdev_budget": 300, "netdev_budget_usecs": 2000,
+    "ksoftirqd_defers": False, "threadirqs": False, "preempt_model": "voluntary",
+    "irq_delivery": "single", "irq_chips": "x86", "fair_class": "eevdf",
+    "rt_bandwidth": "fair_server", "timer_wheel": "lazy", "idle_preempt_count": 1,
+    "workqueue_model": "cmwq",
+    "napi_weight": 64, "netdev_budget": 300, "netdev_budget_usecs": -1,
     "rt_runtime_ns": 950_000_000, "rt_period_ns": 1_000_000_000,
     "sched_latency_ns": 6_000_000, "sched_min_granularity_ns": 750_000,
     "sched_wakeup_granularity_ns": 1_000_000, "irq_entry_ns": 600, "irq_exit_ns": 400,
@@ -53,7 +55,7 @@ def test_every_field_refuses_values_of_another_type(f: dataclasses.Field[Any]) -
         ({"napi_weight": 0}, "out of range; give 1..2_147_483_647 (NAPI_POLL_WEIGHT is 64)"),
         ({"netdev_budget": 0}, "give 1.."),
         ({"netdev_budget": -5}, "give 1.."),
-        ({"netdev_budget_usecs": -1}, "give 0.."),
+        ({"netdev_budget_usecs": -2}, "give -1.."),
         ({"softirq_max_restart": 0}, "the kernel's value is 10"),
         ({"rt_period_ns": 0}, "give 1..1_000_000_000_000_000"),
         ({"rt_runtime_ns": 1_000_000_001}, "more than rt_period_ns (1000000000)"),
@@ -84,6 +86,27 @@ def test_the_edges_of_each_range_are_accepted() -> None:
     KernelConfig(napi_weight=1, netdev_budget=1, netdev_budget_usecs=0, rt_period_ns=1,
                  rt_runtime_ns=1, tick_ns=MAX_NS, nr_irqs=100_000, min_loop_ns=1)  # fmt: skip
     KernelConfig(rt_runtime_ns=1_000_000_000)  # runtime == period: RT never throttled
+
+
+def test_netdev_budget_usecs_defaults_to_two_ticks() -> None:
+    """net/core/hotdata.c: 2 * USEC_PER_SEC / HZ (this machine's sysctl reads 8000)."""
+    assert KernelConfig().netdev_budget_us == 8000
+    assert KernelConfig(hz=1000).netdev_budget_us == 2000
+    assert KernelConfig(netdev_budget_usecs=3000).netdev_budget_us == 3000
+
+
+def test_presets_set_their_era_and_explicit_fields_win() -> None:
+    assert KernelConfig.preset("6.13") == KernelConfig()
+    seed = KernelConfig.preset("2.6")
+    assert (seed.irq_delivery, seed.workqueue_model, seed.fair_class) == (
+        "spray", "per-cpu-threads", "cfs")  # fmt: skip
+    assert KernelConfig.preset("4.9").ksoftirqd_defers is True
+    rt = KernelConfig.preset("6.13-rt")
+    assert rt.preempt_model == "rt" and rt.threadirqs is True
+    assert KernelConfig.preset("2.6", hz=1000, workqueue_model="cmwq").hz == 1000
+    assert KernelConfig.preset("2.6", workqueue_model="cmwq").workqueue_model == "cmwq"
+    with pytest.raises(ConfigError, match=r"preset.*not one of \('2\.6'"):
+        KernelConfig.preset("3.0")
 
 
 def test_replace_checks_too() -> None:

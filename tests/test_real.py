@@ -42,6 +42,8 @@ pytestmark = pytest.mark.real_only
 
 BLOCK = SoftIrq.BLOCK_SOFTIRQ
 NET_RX = SoftIrq.NET_RX_SOFTIRQ
+#: the seed's workqueue model (events/N threads), which these tests name
+EVENTS_N = KernelConfig(workqueue_model="per-cpu-threads")
 
 
 def wait_for(pred: Any, timeout: float = 10.0) -> None:
@@ -76,7 +78,7 @@ def test_threads_carry_kernel_names_and_are_joined_at_stop() -> None:
 
 
 def test_per_cpu_threads_model_names_events_threads() -> None:
-    with Kernel(cpus=2, engine="real") as k:
+    with Kernel(cpus=2, engine="real", config=EVENTS_N) as k:
         time.sleep(0.01)
         names = {t.name for t in threading.enumerate()}
         assert {"events/0", "events/1"} <= names
@@ -84,7 +86,7 @@ def test_per_cpu_threads_model_names_events_threads() -> None:
 
 
 def test_stop_drains_pending_work_and_tasklets() -> None:
-    k = Kernel(cpus=1, engine="real")
+    k = Kernel(cpus=1, engine="real", config=EVENTS_N)
     ran: list[str] = []
     gate = threading.Event()
 
@@ -103,7 +105,7 @@ def test_stop_drains_pending_work_and_tasklets() -> None:
 
 
 def test_stop_without_drain_reports_what_it_abandoned() -> None:
-    k = Kernel(cpus=1, engine="real")
+    k = Kernel(cpus=1, engine="real", config=EVENTS_N)
     gate = threading.Event()
     k.start()
     k.schedule_work(Work(lambda w: gate.wait(0.3)))
@@ -120,7 +122,7 @@ def test_stop_without_drain_reports_what_it_abandoned() -> None:
 
 
 def test_drain_timeout_names_threads_stuck_in_driver_code() -> None:
-    k = Kernel(cpus=1, engine="real")
+    k = Kernel(cpus=1, engine="real", config=EVENTS_N)
     release = threading.Event()
     k.start()
     k.schedule_work(Work(lambda w: release.wait(10)))
@@ -359,7 +361,7 @@ def test_plain_work_function_may_block_and_wait_for_other_work() -> None:
 
 
 def test_async_work_runs_on_its_own_event_loop() -> None:
-    k = Kernel(cpus=1, engine="real")
+    k = Kernel(cpus=1, engine="real", config=EVENTS_N)
     seen: list[Any] = []
 
     async def fetch(w: Any) -> None:
@@ -497,7 +499,7 @@ def test_perfetto_trace_of_a_real_run_has_a_track_per_thread(tmp_path: Any) -> N
 
     from test_perfetto import validate
 
-    k = Kernel(cpus=2, engine="real")
+    k = Kernel(cpus=2, engine="real", config=EVENTS_N)
     k.trace.enable("*")
     t = Tasklet(lambda d: None)
 
@@ -533,8 +535,9 @@ def test_ctrl_c_while_blocked_in_a_kernel_call_stops_cleanly() -> None:
     script = textwrap.dedent(
         """
         import threading, time
-        from irqflow import Kernel, Work
-        k = Kernel(cpus=2, engine="real")
+        from irqflow import Kernel, KernelConfig, Work
+        cfg = KernelConfig(workqueue_model="per-cpu-threads")
+        k = Kernel(cpus=2, engine="real", config=cfg)
         never = threading.Event()
         w = Work(lambda w: never.wait(3))
         try:
@@ -724,7 +727,11 @@ def test_the_selector_survives_a_source_whose_descriptor_was_closed() -> None:
 
 
 def test_watchdog_sees_a_task_that_disabled_bottom_halves_itself() -> None:
-    k = Kernel(cpus=1, engine="real", config=KernelConfig(softlockup_thresh_ns=50_000_000))
+    k = Kernel(
+        cpus=1,
+        engine="real",
+        config=KernelConfig(workqueue_model="per-cpu-threads", softlockup_thresh_ns=50_000_000),
+    )
 
     def body(w: Any) -> None:
         with k.bh_disabled():

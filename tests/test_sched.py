@@ -4,7 +4,7 @@ throttling, and /proc/stat-style accounting."""
 from __future__ import annotations
 
 from irqflow import Kernel, KernelConfig
-from irqflow.core.sched import NICE_TO_WEIGHT
+from irqflow.core.rq import NICE_TO_WEIGHT
 from support import MS
 
 

@@ -23,6 +23,21 @@ _VALID_HZ = (100, 250, 300, 1000)  # kernel/Kconfig.hz
 _WQ_MODELS = ("per-cpu-threads", "cmwq")
 #: CONFIG_PREEMPT_NONE / _VOLUNTARY / _PREEMPT (full) / PREEMPT_RT
 PREEMPT_MODELS = ("none", "voluntary", "full", "rt")
+#: "single": each line's vector targets one CPU (x86 since the vector matrix allocator);
+#: "spray": lowest idle CPU of the affinity set, else round-robin (the seed's era)
+IRQ_DELIVERIES = ("single", "spray")
+#: "x86": IO-APIC pins (edge, and fasteoi for level) below 24, PCI-MSI edge lines from
+#: 24; "generic": every line "IO-APIC" with handle_edge_irq / handle_level_irq
+IRQ_CHIPS = ("x86", "generic")
+#: the fair class: EEVDF (6.6+) or CFS (before)
+FAIR_CLASSES = ("eevdf", "cfs")
+#: what keeps RT tasks from starving the rest: the 6.12+ fair server (a deadline server
+#: giving fair tasks 50 ms per second when they wait), classic RT throttling
+#: (rt_runtime_ns per rt_period_ns; before 6.12, or CONFIG_RT_GROUP_SCHED), or nothing
+RT_BANDWIDTHS = ("fair_server", "throttle", "none")
+#: the timer wheel: "lazy" (4.8+: an expiry rounds up to its level's granularity, at
+#: least one jiffy) or "cascading" (before 4.8: exact to the jiffy)
+TIMER_WHEELS = ("lazy", "cascading")
 
 #: the longest time any setting may name: 10**15 ns (about 11.6 days).  Times this long
 #: still convert to and from float exactly enough, and keep every sum of times an int.
@@ -133,17 +148,36 @@ class KernelConfig:
     #: offers (cond_resched, sleeping), "full" also on return from interrupt and at
     #: preempt_enable; code returning to user mode (kthread_run bodies) is preemptible in
     #: every model.  "rt" is PREEMPT_RT.
-    preempt_model: str = setting("full", choices=PREEMPT_MODELS)
+    preempt_model: str = setting(
+        "voluntary",
+        choices=PREEMPT_MODELS,
+        hint="6.13 x86_64_defconfig and most distributions boot Dynamic Preempt: voluntary",
+    )
+    #: how a line's interrupts reach the CPUs (IRQ_DELIVERIES)
+    irq_delivery: str = setting("single", choices=IRQ_DELIVERIES)
+    #: the interrupt controllers' naming and flow handlers (IRQ_CHIPS)
+    irq_chips: str = setting("x86", choices=IRQ_CHIPS)
+    #: the fair scheduling class (FAIR_CLASSES)
+    fair_class: str = setting("eevdf", choices=FAIR_CLASSES)
+    #: RT bandwidth control (RT_BANDWIDTHS)
+    rt_bandwidth: str = setting("fair_server", choices=RT_BANDWIDTHS)
+    #: the timer wheel (TIMER_WHEELS)
+    timer_wheel: str = setting("lazy", choices=TIMER_WHEELS)
+    #: the idle task's preempt_count: 1 on kernels with CONFIG_PREEMPT_COUNT (every
+    #: PREEMPT_DYNAMIC kernel: ``d.h1.`` in a trace of an interrupt on an idle CPU), 0
+    #: without it
+    idle_preempt_count: int = setting(1, minimum=0, maximum=1)
 
     # --- workqueues, NAPI, RT throttling (used from the process-context issue on) -------
     #: "per-cpu-threads": the seed's events/N threads (2.6.0-2.6.35); "cmwq": kworker pools
-    workqueue_model: str = setting("per-cpu-threads", choices=_WQ_MODELS)
+    workqueue_model: str = setting("cmwq", choices=_WQ_MODELS)
     #: NAPI_POLL_WEIGHT / dev_weight (net/core/hotdata.c)
     napi_weight: int = setting(64, minimum=1, hint="NAPI_POLL_WEIGHT is 64")
     #: net.core.netdev_budget
     netdev_budget: int = setting(300, minimum=1, hint="the kernel's default is 300")
-    #: net.core.netdev_budget_usecs
-    netdev_budget_usecs: int = 2000
+    #: net.core.netdev_budget_usecs; -1: the kernel's default, 2 * USEC_PER_SEC / HZ
+    #: (net/core/hotdata.c: 8000 at HZ=250)
+    netdev_budget_usecs: int = setting(-1, minimum=-1, hint="-1 means 2 * USEC_PER_SEC / HZ")
     #: sched_rt_runtime_us / sched_rt_period_us (kernel/sched/rt.c)
     #: (at most rt_period_ns, as sched_rt_handler() requires)
     rt_runtime_ns: int = 950_000_000
@@ -207,6 +241,24 @@ class KernelConfig:
                 "(the kernel refuses a larger runtime)",
             )
 
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> KernelConfig:
+        """The configuration of a kernel era, with ``overrides`` on top: ``"2.6"`` (the
+        seed article's kernel), ``"4.9"``, ``"6.13"`` (the default) or ``"6.13-rt"``
+        (PREEMPT_RT).  See ``docs/kernel-map.md`` for what each models."""
+        if name not in PRESETS:
+            raise ConfigError(
+                "preset", name, f"not one of {tuple(PRESETS)}; use one of them"
+            )
+        return cls(**{**PRESETS[name], **overrides})
+
+    @property
+    def netdev_budget_us(self) -> int:
+        """``netdev_budget_usecs`` in effect (its -1 default resolved for this HZ)."""
+        if self.netdev_budget_usecs < 0:
+            return 2_000_000 // self.hz
+        return self.netdev_budget_usecs
+
     @property
     def tick_period_ns(self) -> int:
         """Nanoseconds per jiffy."""
@@ -220,6 +272,37 @@ class KernelConfig:
     def max_softirq_time_jiffies(self) -> int:
         """MAX_SOFTIRQ_TIME in jiffies (rounded up, at least 1)."""
         return max(1, -(-self.softirq_max_time_ns * self.hz // 1_000_000_000))
+
+
+#: the fields each era sets (everything else keeps its default, the 6.13 value)
+PRESETS: dict[str, dict[str, Any]] = {
+    # the seed article's kernel (2.6.x): interrupts sprayed over the CPUs, the generic
+    # level flow, events/N threads, CFS with classic RT throttling, the cascading wheel,
+    # no PREEMPT_COUNT; softirqs run at irq_exit whatever ksoftirqd does
+    "2.6": {
+        "irq_delivery": "spray",
+        "irq_chips": "generic",
+        "workqueue_model": "per-cpu-threads",
+        "fair_class": "cfs",
+        "rt_bandwidth": "throttle",
+        "timer_wheel": "cascading",
+        "preempt_model": "voluntary",
+        "idle_preempt_count": 0,
+        "ksoftirqd_defers": False,
+        "netdev_budget_usecs": 2000,
+    },
+    # 4.9-6.4: irq_exit leaves softirqs to a running ksoftirqd (commit 4cd13c21b207)
+    "4.9": {
+        "fair_class": "cfs",
+        "rt_bandwidth": "throttle",
+        "ksoftirqd_defers": True,
+        "netdev_budget_usecs": 2000,
+    },
+    "6.13": {},
+    # PREEMPT_RT: forced-threaded handlers that stay preemptible, softirqs in task
+    # context under a per-CPU BH lock, ktimers/N, sleeping spinlocks
+    "6.13-rt": {"preempt_model": "rt", "threadirqs": True},
+}
 
 
 class PathCosts:

@@ -21,7 +21,8 @@ from irqflow.core.constants import (
 )
 
 if TYPE_CHECKING:
-    from irqflow.core.sched import RunQueue, Task
+    from irqflow.core.rq import RunQueue
+    from irqflow.core.sched import Task
     from irqflow.core.tasklet import Tasklet
 
 # CPU-time accounting categories (the /proc/stat columns irqflow fills).

@@ -39,7 +39,8 @@ from irqflow.core.napi import (
     napi_schedule_prep,
 )
 from irqflow.core.observe import LatencySink, NullLatency, NullTrace, TraceSink
-from irqflow.core.sched import RunQueue, Scheduler, Task
+from irqflow.core.rq import RunQueue
+from irqflow.core.sched import Scheduler, Task
 from irqflow.core.softirq import Softirqs, ksoftirqd_body, raise_softirq_irqoff
 from irqflow.core.sync import Completion, Mutex, WaitQueueHead
 from irqflow.core.sync import wait_event as _wait_event

@@ -125,7 +125,7 @@ def net_rx_action(k: KernelBase, c: Cpu) -> None:
     """NET_RX_SOFTIRQ's kernel action."""
     cfg = k.config
     budget = cfg.netdev_budget
-    usecs_jiffies = -(-cfg.netdev_budget_usecs * cfg.hz // 1_000_000)  # usecs_to_jiffies
+    usecs_jiffies = -(-cfg.netdev_budget_us * cfg.hz // 1_000_000)  # usecs_to_jiffies
     time_limit = k.jiffies + max(1, usecs_jiffies)
     repoll: list[Napi] = []
     todo: deque[Napi] = deque()
