@@ -247,9 +247,7 @@ class KernelConfig:
         seed article's kernel), ``"4.9"``, ``"6.13"`` (the default) or ``"6.13-rt"``
         (PREEMPT_RT).  See ``docs/kernel-map.md`` for what each models."""
         if name not in PRESETS:
-            raise ConfigError(
-                "preset", name, f"not one of {tuple(PRESETS)}; use one of them"
-            )
+            raise ConfigError("preset", name, f"not one of {tuple(PRESETS)}; use one of them")
         return cls(**{**PRESETS[name], **overrides})
 
     @property
