@@ -38,11 +38,9 @@ if model == "simpy":
     from simpy_model import run_simpy
     r = run_simpy(w)
 else:
+    import dataclasses
     import irqflow_model
-    from irqflow import Kernel, KernelConfig
-    if config:
-        base = irqflow_model.Kernel
-        irqflow_model.Kernel = lambda **kw: base(config=KernelConfig(**config), **kw)
+    irqflow_model.CONFIG = dataclasses.replace(irqflow_model.CONFIG, **config)
     r = irqflow_model.run_irqflow(w)
 print("HARDIRQS", r.hardirqs)
 """

@@ -744,7 +744,7 @@ def test_watchdog_sees_a_task_that_disabled_bottom_halves_itself() -> None:
 
 
 def test_stop_from_driver_code_returns_and_reports() -> None:
-    k = Kernel(cpus=1, engine="real")
+    k = Kernel(cpus=1, engine="real", config=EVENTS_N)
     reports: list[Any] = []
     k.start()
     k.schedule_work(Work(lambda w: reports.append(k.stop(drain=False, timeout=0.5))))
@@ -757,7 +757,7 @@ def test_stop_from_driver_code_returns_and_reports() -> None:
 
 def test_udelay_on_one_cpu_does_not_stop_the_others() -> None:
     """A handler busy-waiting 100 ms on CPU 0 leaves CPU 1 taking its interrupts."""
-    k = Kernel(cpus=2, engine="real")
+    k = Kernel(cpus=2, engine="real", config=EVENTS_N)
     ticks: list[int] = []
     k.request_irq(24, lambda i, d: k.udelay(100_000) or IRQ_HANDLED, name="spin")
     k.irq_set_affinity(24, {0})

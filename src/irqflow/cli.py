@@ -41,9 +41,16 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run the five-stage walkthrough and print the annotated trace and /proc views",
         description="Run the five-stage walkthrough: a key press, the same IRQ on two CPUs, "
-        "and a packet flood that overflows into ksoftirqd.",
+        "and a packet flood that overflows into ksoftirqd.  It runs the seed article's "
+        "kernel (the 2.6 era) unless --preset names another.",
     )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument(
+        "--preset",
+        choices=("2.6", "4.9", "6.13", "6.13-rt"),
+        default="2.6",
+        help="the kernel era to run (default 2.6, the seed article's; 6.13 is today's)",
+    )
     run = sub.add_parser(
         "run",
         help="run a scenario file and print what happened",
@@ -182,7 +189,7 @@ def _demo(args: argparse.Namespace) -> int:
     bad = _check_outputs({f"--{k}": o for k, o in outputs.items() if o is not None})
     if bad:
         return _usage(bad)
-    k = run_demo(seed=args.seed)
+    k = run_demo(seed=args.seed, preset=args.preset)
     if outputs["ftrace"]:
         outputs["ftrace"].write(k.trace.write_ftrace)
         _say(f"\nwrote {len(k.trace.events())} trace events to {args.ftrace}")

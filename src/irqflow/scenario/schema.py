@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from irqflow.core.config import INT_MAX, MAX_NS, ConfigError, KernelConfig, rule_of
+from irqflow.core.config import INT_MAX, MAX_NS, PRESETS, ConfigError, KernelConfig, rule_of
 from irqflow.core.errors import IrqflowError
 from irqflow.scenario.files import (
     MAX_CSV_BYTES,
@@ -77,6 +77,13 @@ MACHINE: dict[str, Key] = {
     "cpus": _int(2, "number of CPUs", minimum=1, maximum=MAX_CPUS),
     "seed": _int(0, "seed of every random arrival process", maximum=2**64 - 1),
     "duration_ms": _ms(20, "virtual time to run, in ms"),
+    "preset": Key(
+        str,
+        "6.13",
+        "the kernel era (KernelConfig.preset): 2.6 is the seed article's kernel, 6.13 "
+        "today's; config fields override it",
+        tuple(PRESETS),
+    ),
     "config": Key(dict, {}, "KernelConfig fields, e.g. hz = 250, ksoftirqd_defers = true"),
 }
 ARRIVALS: dict[str, Key] = {
@@ -454,7 +461,7 @@ def from_dict(raw: dict[str, Any], source: str = "<string>", text: str = "") -> 
                 source, text, f"machine.config.{_key(key)}", f"not a KernelConfig field{hint}"
             )
     try:
-        config = KernelConfig(**machine["config"])
+        config = KernelConfig.preset(machine["preset"], **machine["config"])
     except ConfigError as exc:
         raise _err(source, text, f"machine.config.{exc.field}", str(exc)) from None
     except (IrqflowError, TypeError) as exc:

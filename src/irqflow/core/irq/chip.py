@@ -14,9 +14,12 @@ Hardware line model (kernel-semantics.md, appendix A):
   once and not again until the flow handler acks it (the IO-APIC's remote IRR), and again
   on unmask while it is still asserted.  Each presentation counts as one raise.
 
-Routing rule (``route``): among the CPUs in the line's affinity, the lowest-numbered idle
-one (halted in its idle loop, no interrupt waiting); if none is idle, round-robin over
-the affinity set, per line.  Deterministic, and close to x86 "lowest priority" delivery.
+Routing rule (``route``).  Single delivery (``KernelConfig(irq_delivery="single")``, x86
+since the vector matrix allocator): the line's vector targets one CPU, ``desc.target``,
+chosen by :class:`irqflow.core.irq.manage.Genirq` when the line starts up and moved by
+``irq_set_affinity``.  Spray (the seed's era): among the CPUs in the line's affinity, the
+lowest-numbered idle one (halted in its idle loop, no interrupt waiting); if none is
+idle, round-robin over the affinity set, per line.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
 
 def route(k: KernelBase, desc: IrqDesc) -> Cpu:
     cpus = k.cpus
+    target = desc.target
+    if target is not None:
+        return cpus[target]  # single delivery: the vector's one CPU
     aff = desc.affinity
     if len(aff) == 1:
         return cpus[aff[0]]
@@ -46,8 +52,8 @@ def route(k: KernelBase, desc: IrqDesc) -> Cpu:
 
 def present(k: KernelBase, desc: IrqDesc) -> None:
     """Signal the line to a CPU. The raise it carries is already counted in flight."""
-    aff = desc.affinity
-    c = k.cpus[aff[0]] if len(aff) == 1 else route(k, desc)
+    target = desc.target
+    c = k.cpus[target] if target is not None else route(k, desc)
     irr = c.irr
     if desc.irq in irr:
         desc.settle_coalesced()  # the CPU's request register holds one per line
@@ -78,6 +84,13 @@ def level_check(k: KernelBase, desc: IrqDesc) -> None:
         desc.in_flight += 1
         desc.in_service = True
         present(k, desc)
+
+
+def eoi(k: KernelBase, desc: IrqDesc) -> None:
+    """End of interrupt (fasteoi): the line is serviced; still asserted and unmasked, it
+    is presented again."""
+    desc.in_service = False
+    level_check(k, desc)
 
 
 def mask(desc: IrqDesc) -> None:

@@ -114,7 +114,9 @@ class IrqDesc:
         "chip",
         "coalesced",
         "depth",
+        "flow",
         "handle_irq",
+        "hwirq",
         "in_flight",
         "in_service",
         "inprogress_cpu",
@@ -131,6 +133,7 @@ class IrqDesc:
         "requested",
         "rr_next",
         "state",
+        "target",
         "threads_active",
         "threads_handled",
         "threads_handled_last",
@@ -148,9 +151,15 @@ class IrqDesc:
         self.trigger = EDGE
         #: the flow handler (handle_edge_irq / handle_level_irq), set by request_irq
         self.handle_irq: Any = None
+        #: as /proc/interrupts prints the line: controller, pin or MSI index, flow name
         self.chip = "IO-APIC"
+        self.hwirq = irq
+        self.flow = EDGE
         self.affinity: tuple[int, ...] = tuple(range(ncpus))
         self.rr_next = 0
+        #: single delivery: the one CPU the line's vector targets (its effective
+        #: affinity), chosen when the line starts up; None while it has no vector
+        self.target: int | None = None
         self.inprogress_cpu: int | None = None
         self.kstat = [0] * ncpus
         #: latency histograms of this line (set by the kernel: raise->hardirq, hardirq)

@@ -21,6 +21,7 @@ from irqflow.core.irq.desc import (
     DISABLED,
     INPROGRESS,
     MASKED,
+    ONESHOT,
     PENDING,
     POLL_INPROGRESS,
     REPLAY,
@@ -94,6 +95,32 @@ def handle_level_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     handle_irq_event(k, c, desc)
     # cond_unmask_irq
     if not desc.state & DISABLED and desc.state & MASKED and desc.threads_oneshot == 0:
+        chip.unmask(k, desc)
+
+
+def handle_fasteoi_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
+    """x86 IO-APIC level pins (6.13): no ack-and-mask up front; the EOI at the end tells
+    the IO-APIC the line is serviced (its remote IRR clears), and a still-asserted line
+    fires again.  A delivery that finds the line running on another CPU is EOI'd and
+    dropped, not replayed (x86 sets no PENDING here; only GIC-ITS asks for a resend)."""
+    if desc.state & INPROGRESS:  # !irq_may_run()
+        desc.settle_coalesced()  # the running pass serves the still-asserted line
+        chip.eoi(k, desc)
+        return
+    desc.state &= ~REPLAY
+    if desc.state & DISABLED or not desc.actions:
+        desc.set_pending()
+        chip.mask(desc)
+        chip.eoi(k, desc)
+        return
+    desc.settle_accepted(c.nr)
+    oneshot = desc.state & ONESHOT
+    if oneshot:
+        chip.mask(desc)
+    handle_irq_event(k, c, desc)
+    # cond_unmask_eoi_irq: a ONESHOT line stays masked while a thread still has to run
+    chip.eoi(k, desc)
+    if oneshot and not desc.threads_oneshot and desc.state & MASKED and not desc.state & DISABLED:
         chip.unmask(k, desc)
 
 

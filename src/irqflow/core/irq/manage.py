@@ -18,7 +18,6 @@ from irqflow.core.constants import (
     IRQF_SHARED,
     IRQF_TRIGGER_MASK,
 )
-from irqflow.core.cpu import Cpu
 from irqflow.core.errors import (
     IrqflowError,
     RequestError,
@@ -38,7 +37,7 @@ from irqflow.core.irq.desc import (
     IrqAction,
     IrqDesc,
 )
-from irqflow.core.irq.flow import handle_edge_irq, handle_level_irq
+from irqflow.core.irq.flow import handle_edge_irq, handle_fasteoi_irq, handle_level_irq
 from irqflow.core.irq.thread import (
     default_primary,
     setup_forced_threading,
@@ -48,6 +47,10 @@ from irqflow.core.irq.thread import (
 
 if TYPE_CHECKING:
     from irqflow.core.base import KernelBase
+
+
+#: the IO-APIC's pins (one 24-pin IO-APIC): x86's dynamic (MSI) IRQ numbers start here
+LEGACY_IOAPIC_PINS = 24
 
 
 class Genirq:
@@ -61,6 +64,10 @@ class Genirq:
         self.bogus_reports = 0
         #: the spurious-IRQ poller's timer is armed
         self.spurious_poll_armed = False
+        #: device vectors allocated per CPU (single delivery); CPU 0 holds the legacy
+        #: timer's (IRQ 0 keeps vector 0x30 there), so the first line goes to CPU 1
+        self.vectors = [0] * len(k.cpus)
+        self.vectors[0] = 1
 
     def desc(self, irq: int, what: str) -> IrqDesc:
         if not isinstance(irq, int) or isinstance(irq, bool):
@@ -78,8 +85,43 @@ class Genirq:
             desc.lat_hardirq = self.k.lat.hist("hardirq", irq)
         return desc
 
-    def _flow_for(self, desc: IrqDesc) -> Callable[[KernelBase, Cpu, IrqDesc], None]:
-        return handle_edge_irq if desc.trigger is EDGE else handle_level_irq
+    def _setup_chip(self, desc: IrqDesc) -> None:
+        """The controller behind the line and its flow handler.  ``irq_chips="x86"``
+        (6.13): pins below 24 are an IO-APIC's (``handle_edge_irq``, level pins
+        ``handle_fasteoi_irq``); edge lines from 24 are PCI MSI vectors, numbered after
+        the IO-APIC's pins (x86's first dynamic IRQ), one device function each.
+        ``"generic"`` (the seed's era): every line "IO-APIC", ``handle_edge_irq`` or
+        ``handle_level_irq``."""
+        irq = desc.irq
+        desc.chip, desc.hwirq = "IO-APIC", irq
+        if desc.trigger is LEVEL:
+            if self.k.config.irq_chips == "x86":
+                desc.flow, desc.handle_irq = "fasteoi", handle_fasteoi_irq
+            else:
+                desc.flow, desc.handle_irq = "level", handle_level_irq
+            return
+        desc.flow, desc.handle_irq = "edge", handle_edge_irq
+        if self.k.config.irq_chips == "x86" and irq >= LEGACY_IOAPIC_PINS:
+            n = irq - LEGACY_IOAPIC_PINS
+            desc.chip, desc.hwirq = f"PCI-MSI-0000:00:{1 + n // 8:02x}.{n % 8}", 0
+
+    # --- vectors (arch/x86/kernel/apic/vector.c, kernel/irq/matrix.c) -------------------
+    def _assign_vector(self, desc: IrqDesc, cpus: tuple[int, ...]) -> None:
+        """Single delivery: give the line a vector on the allowed CPU with the most free
+        vectors, the lowest-numbered on a tie (``matrix_find_best_cpu``); so successive
+        lines spread over the CPUs."""
+        if self.k.config.irq_delivery != "single":
+            return
+        if desc.target is not None:
+            self.vectors[desc.target] -= 1
+        vectors = self.vectors
+        desc.target = min(cpus, key=lambda n: (vectors[n], n))
+        vectors[desc.target] += 1
+
+    def _release_vector(self, desc: IrqDesc) -> None:
+        if desc.target is not None:
+            self.vectors[desc.target] -= 1
+            desc.target = None
 
     # ------------------------------------------------------------------ hardware side
     def raise_irq(self, irq: int) -> None:
@@ -121,6 +163,10 @@ class Genirq:
                 f"in 0..{ncpus - 1}, e.g. {{{ncpus - 1}}}"
             )
         desc.affinity = tuple(chosen)
+        if desc.target is not None and desc.target not in chosen:
+            # a new vector on an allowed CPU (immediate, as with interrupt remapping;
+            # without it x86 moves the vector the next time the line fires)
+            self._assign_vector(desc, desc.affinity)
 
     # ------------------------------------------------------------------ genirq
     def setup_irq(
@@ -222,7 +268,8 @@ class Genirq:
                 desc.trigger = LEVEL
             elif flags & IRQF_EDGE_MASK:
                 desc.trigger = EDGE
-            desc.handle_irq = self._flow_for(desc)
+            self._setup_chip(desc)
+            self._assign_vector(desc, desc.affinity)  # irq_activate, irq_setup_affinity
             desc.state &= ~(SPURIOUS_DISABLED | REPLAY)
             desc.requested = True
             if flags & IRQF_NO_AUTOEN:
@@ -264,6 +311,7 @@ class Genirq:
             desc.state |= DISABLED
             desc.orphan_pending()
             chip.shutdown(desc)
+            self._release_vector(desc)
         stop_threads(self.k, action)
         if c is None:
             self.k._wait(

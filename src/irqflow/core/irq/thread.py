@@ -83,7 +83,7 @@ def start_threads(k: KernelBase, desc: IrqDesc, action: IrqAction) -> None:
         if act is not None:
             act.thread = k.sched.spawn(
                 comm,
-                desc.affinity[0],
+                desc.target if desc.target is not None else desc.affinity[0],
                 _thread_body(k, desc, act),
                 policy="fifo",
                 prio=IRQ_THREAD_RT_PRIORITY,
