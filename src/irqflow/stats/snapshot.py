@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from irqflow.core.constants import SOFTIRQ_NAMES
 from irqflow.core.cpu import IDLE, IRQ, SOFTIRQ, SYSTEM, USER
-from irqflow.core.irq.desc import SPURIOUS_DISABLED
+from irqflow.core.irq.desc import SPURIOUS_DISABLED, IrqDesc
 from irqflow.core.klog import LogRecord, Oops
 from irqflow.core.sched import RUNNING
 
@@ -38,13 +38,14 @@ class IrqStats:
     irq: int
     #: action names joined by ", " as in /proc/interrupts ("" when no action)
     name: str
-    #: interrupt controller name printed in /proc/interrupts ("IO-APIC")
+    #: interrupt controller name printed in /proc/interrupts ("IO-APIC",
+    #: "PCI-MSI-0000:00:1c.0")
     chip: str
-    #: hardware interrupt number inside the controller
+    #: hardware interrupt number inside the controller (the IO-APIC pin, the MSI index)
     hwirq: int
     #: trigger type: "edge" or "level"
     trigger: str
-    #: flow handler name ("edge", "level")
+    #: flow handler name, /proc/interrupts' ``desc->name`` ("edge", "fasteoi", "level")
     flow: str
     #: accepted events per CPU: the /proc/interrupts columns
     per_cpu: tuple[int, ...]
@@ -118,6 +119,26 @@ class Snapshot:
     log: tuple[LogRecord, ...] = field(default_factory=tuple)
 
 
+def _hwirq(d: IrqDesc) -> int:
+    """The line's number in its controller: the core's ``hwirq`` when it keeps one (the
+    IO-APIC pin, the MSI index), else the IRQ number (legacy IO-APIC pins are 1:1)."""
+    hwirq = getattr(d, "hwirq", None)
+    return hwirq if isinstance(hwirq, int) else d.irq
+
+
+def _flow_name(d: IrqDesc) -> str:
+    """The flow handler's name as ``__irq_set_handler()`` gives it: the core's
+    ``flow_name`` when it keeps one, else taken from the flow function
+    (``handle_fasteoi_irq`` -> ``"fasteoi"``), else the trigger type."""
+    name = getattr(d, "flow_name", None)
+    if isinstance(name, str):
+        return name
+    func = getattr(d.handle_irq, "__name__", "")
+    if func.startswith("handle_") and func.endswith("_irq"):
+        return func[len("handle_") : -len("_irq")]
+    return str(d.trigger)
+
+
 def take_snapshot(k: KernelCore) -> Snapshot:
     """A frozen snapshot of every counter of ``k`` (``Kernel.statistics()``)."""
     ncpus = len(k.cpus)
@@ -130,9 +151,9 @@ def take_snapshot(k: KernelCore) -> Snapshot:
             irq=n,
             name=d.name,
             chip=d.chip,
-            hwirq=n,
+            hwirq=_hwirq(d),
             trigger=d.trigger,
-            flow=d.trigger,
+            flow=_flow_name(d),
             per_cpu=tuple(d.kstat),
             raised=d.raised,
             accepted=d.accepted,
