@@ -16,7 +16,9 @@ from irqflow.trace.perfetto import perfetto_events
 def validate(events: list[dict[str, Any]]) -> None:
     """The rules Perfetto's JSON importer relies on: B/E matched and properly nested per
     track, monotonic timestamps per track, every flow start has one finish, later in the
-    file and not earlier in time, with the same name; and what strict loaders need: every
+    file and not earlier in time, with the same name, both ends inside a slice (Perfetto
+    binds them to the enclosing slice and drops a flow it cannot bind); and what strict
+    loaders need: every
     event has a ``cat``, and no track is ``tid`` 0."""
     stacks: dict[tuple[int, int], list[str]] = defaultdict(list)
     last: dict[tuple[int, int], float] = {}
@@ -36,9 +38,11 @@ def validate(events: list[dict[str, Any]]) -> None:
             assert stacks[key] and stacks[key][-1] == e["name"], (e, stacks[key][-3:])
             stacks[key].pop()
         elif e["ph"] == "s":
+            assert stacks[key], e  # Perfetto binds a flow to the enclosing slice
             assert e["id"] not in starts
             starts[e["id"]] = e
         elif e["ph"] == "f":
+            assert stacks[key] and e.get("bp") == "e", e
             assert e["id"] in starts and e["id"] not in finishes, e
             finishes[e["id"]] = e
             assert starts[e["id"]]["ts"] <= e["ts"]
@@ -171,6 +175,7 @@ def test_raises_before_a_run_go_to_it_and_raises_during_it_to_the_next() -> None
     arrows = {e["id"]: e["ts"] for e in events if e["ph"] == "s"}
     ends = {e["id"]: e["ts"] for e in events if e["ph"] == "f"}
     assert sorted((arrows[i], ends[i]) for i in arrows) == [(1.0, 3.0), (2.0, 3.0), (4.0, 6.0)]
+    assert next(e["name"] for e in events if e["ph"] == "B") == "swapper/0"  # the task so far
     runs = [e["args"] for e in events if e["ph"] == "B" and e["name"] == "softirq NET_RX"]
     assert runs == [
         {"vec": 3, "raises_served": 2, "since_first_raise_us": 2.0},

@@ -20,6 +20,11 @@ run would leave the coalesced raises unattributed.  The run's slice also carries
 A raise no recorded run served (the trace ended first) gets no arrow, so every flow has
 both ends.
 
+A CPU track opens a slice for the task the CPU runs from its first event (the event's
+comm) until the first recorded ``sched_switch``, so every slice and flow end on it has
+an enclosing slice: Perfetto binds a flow to the slice around it and drops one it cannot
+bind.
+
 Tracks never use ``tid`` 0 (older Perfetto builds merge it with another track): CPU ``n``
 is ``tid`` ``n + 1``.  Every event has a ``cat`` (``__metadata`` for metadata), which strict
 loaders require.
@@ -205,6 +210,11 @@ class _Writer:
         if ev.name == "sched:sched_switch":
             self.switch(tid, ts, ev)
             return
+        if tid not in self.task and not self.per_thread:
+            # the task running before the first recorded switch: every slice and flow
+            # start on the track then has an enclosing slice to bind to
+            self.task[tid] = ev.comm
+            self.emit(tid, ts, "B", ev.comm, "sched", args={"pid": ev.pid})
         sl = _slice(ev)
         if sl is not None:
             phase, name = sl
