@@ -12,9 +12,17 @@ from typing import Any
 
 import pytest
 
-from irqflow.core.constants import IRQ_HANDLED, IRQ_NONE, IRQ_WAKE_THREAD, TIMER_SOFTIRQ
+from irqflow.core.constants import (
+    HARDIRQ_OFFSET,
+    IRQ_HANDLED,
+    IRQ_NONE,
+    IRQ_WAKE_THREAD,
+    SOFTIRQ_DISABLE_OFFSET,
+    SOFTIRQ_OFFSET,
+    TIMER_SOFTIRQ,
+)
 from irqflow.trace.event import TraceEvent
-from irqflow.trace.ftrace import format_event, format_trace, write_ftrace
+from irqflow.trace.ftrace import fake_pointer, format_event, format_trace, write_ftrace
 
 #: The prefix every event in the field-format tests gets (kworker/0:1, pid 42, CPU 0, 1 s).
 PREFIX = "     kworker/0:1-42      [000] .....     1.000000: "
@@ -31,6 +39,7 @@ def event(
     preempt_count: int = 0,
     irqs_off: bool = False,
     need_resched: bool = False,
+    migrate_disable: int = 0,
 ) -> TraceEvent:
     return TraceEvent(
         name=name,
@@ -42,6 +51,7 @@ def event(
         preempt_count=preempt_count,
         irqs_off=irqs_off,
         need_resched=need_resched,
+        migrate_disable=migrate_disable,
     )
 
 
@@ -137,6 +147,62 @@ def test_irq_info_flags(preempt_count: int, irqs_off: bool, need_resched: bool, 
     assert format_event(ev) == expected
 
 
+IDLE = 1  # the idle task's own preempt count on a PREEMPT_COUNT 6.13 kernel
+
+
+@pytest.mark.parametrize(
+    ("what", "name", "preempt_count", "irqs_off", "need_resched", "flags"),
+    [
+        ("hardirq on an idle CPU", "irq:irq_handler_entry", HARDIRQ_OFFSET + IDLE, True,
+         False, "d.h1."),
+        ("the same after a wakeup flagged resched", "irq:irq_handler_exit",
+         HARDIRQ_OFFSET + IDLE, True, True, "dNh1."),
+        ("hardirq on a task at depth 0", "irq:irq_handler_entry", HARDIRQ_OFFSET, True, False,
+         "d.h.."),
+        ("hardirq inside a serving softirq", "irq:irq_handler_entry",
+         HARDIRQ_OFFSET + SOFTIRQ_OFFSET, True, False, "d.H.."),
+        ("softirq at irq exit on an idle CPU", "irq:softirq_entry", SOFTIRQ_OFFSET + IDLE,
+         False, False, "..s1."),
+        ("softirq on a task", "irq:softirq_entry", SOFTIRQ_OFFSET, False, False, "..s.."),
+        ("raise inside a hardirq", "irq:softirq_raise", HARDIRQ_OFFSET, True, False, "d.h.."),
+        ("sched_switch: IRQs off, schedule + rq lock", "sched:sched_switch", 2, True, False,
+         "d..2."),
+        ("sched_waking from a task", "sched:sched_waking", 2, True, False, "d..2."),
+        ("sched_wakeup from a task, rq lock held", "sched:sched_wakeup", 3, True, False,
+         "d..3."),
+        ("sched_waking from a hardirq on an idle CPU", "sched:sched_waking",
+         HARDIRQ_OFFSET + 3, True, False, "d.h3."),
+        ("sched_wakeup from a hardirq on an idle CPU", "sched:sched_wakeup",
+         HARDIRQ_OFFSET + 4, True, True, "dNh4."),
+        ("BH disabled only", "irq:softirq_raise", SOFTIRQ_DISABLE_OFFSET, False, False, "b...."),
+        ("IRQs off and BH disabled", "irq:softirq_raise", SOFTIRQ_DISABLE_OFFSET, True, False,
+         "D...."),
+        ("local_bh_disable inside a softirq", "irq:softirq_raise",
+         SOFTIRQ_OFFSET + SOFTIRQ_DISABLE_OFFSET, False, False, "b.s.."),
+    ],
+)  # fmt: skip
+def test_typical_context_strings_of_6_13(
+    what: str, name: str, preempt_count: int, irqs_off: bool, need_resched: bool, flags: str
+) -> None:
+    """The memo's typical context columns (section 14, 17), from the preempt count, IRQ
+    flag and need-resched state the core records: the idle task's own count 1 shows in the
+    depth digit (``d.h1.``), sched_switch is ``d..2.``, hardirq inside a serving softirq is
+    ``H``, and BH-disabled without IRQs off is ``b``."""
+    ev = event(name, {}, preempt_count=preempt_count, irqs_off=irqs_off,
+               need_resched=need_resched)  # fmt: skip
+    assert format_event(ev).split()[2] == flags, what
+
+
+@pytest.mark.parametrize(
+    ("migrate", "flags"), [(0, "....."), (1, "....1"), (2, "....2"), (15, "....f"), (40, "....f")]
+)
+def test_migrate_disable_column(migrate: int, flags: str) -> None:
+    """Flag 5 is the task's migrate_disable() depth in hex, capped at 15, ``.`` when 0 (on
+    PREEMPT_RT a spinlock_t section shows 1)."""
+    ev = event("irqflow:irq_replay", {"irq": 1}, migrate_disable=migrate)
+    assert format_event(ev) == PREFIX.replace(".....", flags) + "irq_replay: irq=1"
+
+
 @pytest.mark.parametrize(
     ("ts", "stamp"),
     [
@@ -205,6 +271,67 @@ def test_comm_and_pid_columns() -> None:
             {"irq": 33, "ret": IRQ_WAKE_THREAD},
             "irq_handler_exit: irq=33 ret=handled",
         ),
+        (
+            "irq:irq_handler_exit",
+            {"irq": 33, "ret": IRQ_HANDLED | IRQ_WAKE_THREAD},
+            "irq_handler_exit: irq=33 ret=handled",
+        ),
+        ("irq:irq_handler_exit", {"irq": 7, "ret": 0x40}, "irq_handler_exit: irq=7 ret=handled"),
+        ("irq:irq_handler_exit", {"irq": 7, "ret": None}, "irq_handler_exit: irq=7 ret=unhandled"),
+        (
+            "napi:napi_poll",
+            {"napi": "eth0", "dev_name": "eth0", "work": 12, "budget": 64},
+            "napi_poll: napi poll on napi struct 000000009216d69d for device eth0 work 12 "
+            "budget 64",
+        ),
+        (
+            "napi:napi_poll",
+            {"napi": 0xFFFF888104A60010, "dev_name": "enp3s0", "work": 64, "budget": 64},
+            "napi_poll: napi poll on napi struct ffff888104a60010 for device enp3s0 work 64 "
+            "budget 64",
+        ),
+        (
+            "napi:napi_poll",
+            {"napi": "eth0", "work": 0, "budget": 64},
+            "napi_poll: napi poll on napi struct 000000009216d69d for device eth0 work 0 budget 64",
+        ),
+        (
+            "timer:timer_expire_entry",
+            {
+                "timer": "watchdog",
+                "function": "watchdog_fire",
+                "now": 4294937296,
+                "baseclk": 4294937295,
+            },
+            "timer_expire_entry: timer=0000000030497f4b function=watchdog_fire now=4294937296 "
+            "baseclk=4294937295",
+        ),
+        (
+            "timer:timer_expire_entry",
+            {"timer": "watchdog", "now": 1000, "function": rx_tasklet_fn},
+            "timer_expire_entry: timer=0000000030497f4b function=rx_tasklet_fn now=1000 "
+            "baseclk=1000",
+        ),
+        (
+            "timer:timer_expire_exit",
+            {"timer": "watchdog"},
+            "timer_expire_exit: timer=0000000030497f4b",
+        ),
+        (
+            "timer:hrtimer_expire_entry",
+            {"hrtimer": "sleeper", "function": "hrtimer_wakeup", "now": 1_000_123_456},
+            "hrtimer_expire_entry: hrtimer=00000000f5e91034 function=hrtimer_wakeup now=1000123456",
+        ),
+        (
+            "timer:hrtimer_expire_exit",
+            {"hrtimer": "sleeper"},
+            "hrtimer_expire_exit: hrtimer=00000000f5e91034",
+        ),
+        ("irq_vectors:local_timer_entry", {"vector": 236}, "local_timer_entry: vector=236"),
+        ("irq_vectors:local_timer_exit", {}, "local_timer_exit: vector=236"),
+        ("irq_vectors:reschedule_entry", {}, "reschedule_entry: vector=253"),
+        ("irq_vectors:irq_work_exit", {"vector": 246}, "irq_work_exit: vector=246"),
+        ("irq_vectors:call_function_single_entry", {}, "call_function_single_entry: vector=251"),
         ("irq:softirq_raise", {"vec": 3}, "softirq_raise: vec=3 [action=NET_RX]"),
         ("irq:softirq_entry", {"vec": 0}, "softirq_entry: vec=0 [action=HI]"),
         ("irq:softirq_exit", {"vec": 9}, "softirq_exit: vec=9 [action=RCU]"),
@@ -288,6 +415,39 @@ def test_comm_and_pid_columns() -> None:
             "workqueue=events_unbound req_cpu=8192 cpu=-1",
         ),
         (
+            "workqueue:workqueue_queue_work",
+            {
+                "work": "store",
+                "function": "store_fn",
+                "workqueue": "events",
+                "req_cpu": 1,
+                "cpu": 1,
+            },
+            "workqueue_queue_work: work struct=000000008f95bdb1 function=store_fn "
+            "workqueue=events req_cpu=1 cpu=1",
+        ),
+        (
+            "workqueue:workqueue_queue_work",
+            {"work": "store", "function": "store_fn", "workqueue": "events_unbound"},
+            "workqueue_queue_work: work struct=000000008f95bdb1 function=store_fn "
+            "workqueue=events_unbound req_cpu=8192 cpu=-1",
+        ),
+        (
+            "workqueue:workqueue_activate_work",
+            {"work": "store", "function": "store_fn"},
+            "workqueue_activate_work: work struct 000000008f95bdb1 function=store_fn ",
+        ),
+        (
+            "workqueue:workqueue_execute_start",
+            {"work": "store", "function": "store_fn"},
+            "workqueue_execute_start: work struct 000000008f95bdb1: function store_fn",
+        ),
+        (
+            "workqueue:workqueue_execute_end",
+            {"work": "store", "function": "store_fn"},
+            "workqueue_execute_end: work struct 000000008f95bdb1: function store_fn",
+        ),
+        (
             "workqueue:workqueue_activate_work",
             {"work": 0xFFFF8881003A2C40, "function": "vmstat_update"},
             "workqueue_activate_work: work struct ffff8881003a2c40 function=vmstat_update ",
@@ -348,13 +508,31 @@ def test_sched_switch_prev_state_bits(state: int, text: str) -> None:
     )
 
 
+def test_fake_pointers_are_stable_per_object_and_kind() -> None:
+    """A named object prints the same pointer in every line (and run); another object, or
+    another kind of object with the same name, prints another one; all look like the
+    kernel's hashed pointers (16 hex digits, the upper 8 zero)."""
+    queue = event("workqueue:workqueue_queue_work",
+                  {"work": "store", "function": "f", "workqueue": "events"})  # fmt: skip
+    start = event("workqueue:workqueue_execute_start", {"work": "store", "function": "f"})
+    other = event("workqueue:workqueue_execute_start", {"work": "load", "function": "f"})
+    timer = event("timer:timer_expire_exit", {"timer": "store"})
+    ptr = fake_pointer("work", "store")
+    assert ptr == "000000008f95bdb1"
+    assert f"work struct={ptr} " in format_event(queue)
+    assert f"work struct {ptr}:" in format_event(start)
+    assert ptr not in format_event(other)
+    assert format_event(timer).endswith(f"timer={fake_pointer('timer', 'store')}")
+    assert fake_pointer("timer", "store") != ptr
+
+
 def test_unknown_events_print_key_value_pairs() -> None:
     """An event irqflow has no format for prints its fields as key=value in dict order; a
     known event whose fields do not fit falls back to the same form instead of failing."""
-    napi = event("napi:napi_poll", {"napi": "eth0", "work": 64, "budget": 64})
+    custom = event("custom:thing", {"napi": "eth0", "work": 64, "budget": 64})
     broken = event("irq:irq_handler_entry", {"irq": 5})
     bare = event("custom:marker")
-    assert format_event(napi) == PREFIX + "napi_poll: napi=eth0 work=64 budget=64"
+    assert format_event(custom) == PREFIX + "thing: napi=eth0 work=64 budget=64"
     assert format_event(broken) == PREFIX + "irq_handler_entry: irq=5"
     assert format_event(bare) == PREFIX + "marker: "
 
@@ -419,3 +597,104 @@ def test_write_ftrace_writes_the_formatted_trace(tmp_path: Path) -> None:
     write_ftrace(path, three_events(), 4)
     assert path.read_text(encoding="utf-8") == format_trace(three_events(), 4)
     assert path.read_text(encoding="utf-8").startswith(HEADER)
+
+
+# --- a wrapped ring buffer --------------------------------------------------------------------
+
+
+def wrapped_events() -> list[TraceEvent]:
+    """What is left of a trace whose ring buffer overwrote events: CPU 1 first, then CPU 0
+    twice, then CPU 2 and CPU 3 for the first time."""
+    return [
+        event("irqflow:irq_replay", {"irq": 1}, ts=1_000, cpu=1),
+        event("irqflow:irq_replay", {"irq": 2}, ts=2_000, cpu=0),
+        event("irqflow:irq_replay", {"irq": 3}, ts=3_000, cpu=0),
+        event("irqflow:irq_replay", {"irq": 4}, ts=4_000, cpu=2),
+        event("irqflow:irq_replay", {"irq": 5}, ts=5_000, cpu=1),
+        event("irqflow:irq_replay", {"irq": 6}, ts=6_000, cpu=3),
+    ]
+
+
+def line_of(irq: int, cpu: int) -> str:
+    return f"     kworker/0:1-42      [{cpu:03d}] .....     0.00000{irq}: irq_replay: irq={irq}\n"
+
+
+def test_wrapped_buffer_header_counts_kept_and_written_and_annotates_cpu_starts() -> None:
+    """print_event_info(): entries kept / kept + overwritten.  With overruns the ``trace``
+    iterator prints ``##### CPU N buffer started ####`` before each CPU's first line, except
+    on the first two lines of the trace (test_cpu_buff_start()'s ``iter->idx > 1``); it
+    prints no ``[LOST ...]`` line: that is the consuming reader's."""
+    text = format_trace(wrapped_events(), 4, overruns={0: 5, 1: 0, 2: 2})
+    assert text == HEADER.replace("3/3   #P:4", "6/13   #P:4") + (
+        line_of(1, 1)
+        + line_of(2, 0)
+        + line_of(3, 0)
+        + "##### CPU 2 buffer started ####\n"
+        + line_of(4, 2)
+        + line_of(5, 1)
+        + "##### CPU 3 buffer started ####\n"
+        + line_of(6, 3)
+    )
+    assert "LOST" not in text
+
+
+def test_no_overruns_no_annotation() -> None:
+    """Nothing overwritten (or zero counts): kept == written and no CPU banners."""
+    text = format_trace(wrapped_events(), 4, overruns={0: 0})
+    assert "6/6   #P:4" in text
+    assert "#####" not in text
+
+
+def test_trace_pipe_prints_lost_events_per_cpu() -> None:
+    """pipe=True: trace_pipe's consuming reader, no header, ``CPU:N [LOST n EVENTS]`` before
+    the first line read from each CPU that lost events, and no buffer-started banners."""
+    text = format_trace(wrapped_events(), 4, overruns={0: 5, 2: 2}, pipe=True)
+    assert text == (
+        line_of(1, 1)
+        + "CPU:0 [LOST 5 EVENTS]\n"
+        + line_of(2, 0)
+        + line_of(3, 0)
+        + "CPU:2 [LOST 2 EVENTS]\n"
+        + line_of(4, 2)
+        + line_of(5, 1)
+        + line_of(6, 3)
+    )
+
+
+def test_small_ring_buffer_of_a_run(tmp_path: Path) -> None:
+    """A real run with a 40-event ring buffer: CPU 0 takes 60 interrupts, CPU 1 one at the
+    end.  The tracer counts what it overwrote per CPU, and the file's header says kept /
+    written and CPU 1's first line gets its buffer-started banner."""
+    from irqflow import IRQ_HANDLED, NET_RX_SOFTIRQ, Kernel
+
+    k = Kernel(cpus=2)
+    k.trace.enable("irq:*", buffer_size=40)
+    k.open_softirq(NET_RX_SOFTIRQ, lambda: k.ndelay(2000))
+
+    def nic(irq: int, dev: object) -> int:
+        k.raise_softirq(NET_RX_SOFTIRQ)
+        return IRQ_HANDLED
+
+    k.request_irq(24, nic, name="eth0")
+    k.request_irq(25, nic, name="eth1")
+    k.irq_set_affinity(24, [0])
+    k.irq_set_affinity(25, [1])
+    for i in range(60):
+        k.call_at(10_000 * (i + 1), k.raise_irq, 24)
+    k.call_at(605_000, k.raise_irq, 25)
+    k.run()
+    tr = k.trace
+    assert len(tr.events()) == 40
+    assert tr.overwritten == 5 * 61 - 40
+    assert tr.overruns == {0: tr.overwritten}
+    path = tmp_path / "trace"
+    tr.write_ftrace(path)
+    text = path.read_text(encoding="utf-8")
+    assert f"# entries-in-buffer/entries-written: 40/{5 * 61}   #P:2\n" in text
+    lines = [x for x in text.splitlines() if not x.startswith("# ")]
+    banner = lines.index("##### CPU 1 buffer started ####")
+    assert "[001]" in lines[banner + 1] and "eth1" in lines[banner + 1]
+    assert all("[001]" not in x for x in lines[:banner])
+    assert sum(x.startswith("#####") for x in lines) == 1  # CPU 0's first line is the first
+    tr.clear()
+    assert (tr.overwritten, tr.overruns) == (0, {})

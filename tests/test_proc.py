@@ -85,43 +85,109 @@ def snapshot(
 
 # --- /proc/interrupts ---------------------------------------------------------------------
 
+#: arch_show_interrupts() on one CPU of a typical distro kernel, nothing counted.
+ARCH_1CPU = (
+    "NMI:          0   Non-maskable interrupts\n"
+    "LOC:          0   Local timer interrupts\n"
+    "SPU:          0   Spurious interrupts\n"
+    "PMI:          0   Performance monitoring interrupts\n"
+    "IWI:          0   IRQ work interrupts\n"
+    "RTR:          0   APIC ICR read retries\n"
+    "RES:          0   Rescheduling interrupts\n"
+    "CAL:          0   Function call interrupts\n"
+    "TLB:          0   TLB shootdowns\n"
+    "TRM:          0   Thermal event interrupts\n"
+    "THR:          0   Threshold APIC interrupts\n"
+    "DFR:          0   Deferred Error APIC interrupts\n"
+    "MCE:          0   Machine check exceptions\n"
+    "MCP:          0   Machine check polls\n"
+    "ERR:          0\n"
+    "MIS:          0\n"
+    "PIN:          0   Posted-interrupt notification event\n"
+    "NPI:          0   Nested posted-interrupt event\n"
+    "PIW:          0   Posted-interrupt wakeup event\n"
+)
 
-def test_interrupts_two_cpus_matches_the_spec_example() -> None:
-    """Two CPUs: the spec's example row, and arch rows in the kernel's order (NMI before LOC)."""
+#: the same on two CPUs: a second count cell on the per-CPU rows, ERR and MIS unchanged
+ARCH_2CPUS = ARCH_1CPU.replace(":          0   ", ":          0          0   ")
+
+
+def test_interrupts_matches_the_rendered_examples_of_show_interrupts() -> None:
+    """The memo's rendered 6.13 lines (2 CPUs, prec 3): an IO-APIC level pin with the
+    fasteoi flow, an edge pin, and a per-device MSI-X chip whose long name pushes the
+    columns (``"%8s"`` never cuts), hwirq the MSI-X index."""
+    snap = snapshot(
+        2,
+        nr_irqs=456,
+        irqs=[
+            line(1, (9, 0), name="i8042"),
+            line(9, (0, 4), name="acpi", flow="fasteoi"),
+            line(124, (0, 1234), name="eth0", chip="PCI-MSIX-0000:00:1f.6", hwirq=0),
+        ],
+    )
+    rows = interrupts(snap).splitlines()
+    assert rows[1:4] == [
+        "  1:          9          0  IO-APIC   1-edge      i8042",
+        "  9:          0          4  IO-APIC   9-fasteoi   acpi",
+        "124:          0       1234 PCI-MSIX-0000:00:1f.6   0-edge      eth0",
+    ]
+
+
+def test_interrupts_two_cpus_every_arch_row_of_a_distro_kernel() -> None:
+    """Two CPUs: the device rows, then every row a typical x86_64 distro kernel prints, in
+    arch_show_interrupts() order, with irqflow's counts (LOC, RES, IWI) and 0 for the rows
+    it does not count; ERR and MIS are one total each."""
     snap = snapshot(
         2,
         irqs=[
             line(0, (46, 0), name="timer", hwirq=2),
             line(9, (0, 3), name="acpi", flow="fasteoi"),
+            line(30, (7, 1), name="nvme0q1", chip="PCI-MSI-0000:00:1c.0", hwirq=1),
         ],
-        arch={"LOC": (1200, 1180), "NMI": (0, 1)},
+        arch={"RES": (5, 6), "LOC": (1200, 1180), "NMI": (0, 1), "IWI": (2, 0)},
     )
     assert interrupts(snap) == (
         "           CPU0       CPU1       \n"
         "  0:         46          0  IO-APIC   2-edge      timer\n"
         "  9:          0          3  IO-APIC   9-fasteoi   acpi\n"
+        " 30:          7          1 PCI-MSI-0000:00:1c.0   1-edge      nvme0q1\n"
         "NMI:          0          1   Non-maskable interrupts\n"
         "LOC:       1200       1180   Local timer interrupts\n"
+        "SPU:          0          0   Spurious interrupts\n"
+        "PMI:          0          0   Performance monitoring interrupts\n"
+        "IWI:          2          0   IRQ work interrupts\n"
+        "RTR:          0          0   APIC ICR read retries\n"
+        "RES:          5          6   Rescheduling interrupts\n"
+        "CAL:          0          0   Function call interrupts\n"
+        "TLB:          0          0   TLB shootdowns\n"
+        "TRM:          0          0   Thermal event interrupts\n"
+        "THR:          0          0   Threshold APIC interrupts\n"
+        "DFR:          0          0   Deferred Error APIC interrupts\n"
+        "MCE:          0          0   Machine check exceptions\n"
+        "MCP:          0          0   Machine check polls\n"
         "ERR:          0\n"
         "MIS:          0\n"
+        "PIN:          0          0   Posted-interrupt notification event\n"
+        "NPI:          0          0   Nested posted-interrupt event\n"
+        "PIW:          0          0   Posted-interrupt wakeup event\n"
     )
 
 
 def test_interrupts_one_cpu() -> None:
-    """One CPU: an 11-character header cell and one 11-character count cell per row."""
+    """One CPU: an 11-character header cell and one 11-character count cell per row; the
+    arch rows are all there even on one CPU (a distro kernel is SMP)."""
     snap = snapshot(1, irqs=[line(1, (9,), name="i8042")], arch={"LOC": (250,)})
     assert interrupts(snap) == (
         "           CPU0       \n"
         "  1:          9  IO-APIC   1-edge      i8042\n"
-        "LOC:        250   Local timer interrupts\n"
-        "ERR:          0\n"
-        "MIS:          0\n"
+        + ARCH_1CPU.replace("LOC:          0", "LOC:        250")
     )
 
 
-def test_interrupts_four_cpus_shared_line_and_arch_rows() -> None:
+def test_interrupts_four_cpus_shared_line_and_conditional_arch_rows() -> None:
     """Four CPUs: full-width counts, shared action names, a chip without a name, no flow
-    name, ERR as one total, rows the kernel prints after MIS, and an unknown tag last."""
+    name, ERR as one total, the conditional rows (PLT, HYP, PMN) only when the snapshot has
+    them and in their places, and an unknown tag last."""
     snap = snapshot(
         4,
         irqs=[
@@ -130,24 +196,50 @@ def test_interrupts_four_cpus_shared_line_and_arch_rows() -> None:
         ],
         arch={
             "XYZ": (9, 9, 9, 9),
+            "PMN": (0, 0, 0, 3),
             "PIN": (0, 0, 0, 1),
             "ERR": (2, 1, 0, 0),
+            "HYP": (0, 0, 4, 0),
             "RES": (5, 0, 0, 5),
+            "PLT": (1, 0, 0, 0),
             "LOC": (1, 22, 333, 4444),
         },
     )
+    zeros = "          0" * 4
     assert interrupts(snap) == (
         "           CPU0       CPU1       CPU2       CPU3       \n"
         " 16: 4294967295          0         12          1  IO-APIC  16-fasteoi   "
         "ehci_hcd:usb1, eth0\n"
         " 24:          0          0          0          0        -   0  dummy\n"
+        f"NMI:{zeros}   Non-maskable interrupts\n"
         "LOC:          1         22        333       4444   Local timer interrupts\n"
+        f"SPU:{zeros}   Spurious interrupts\n"
+        f"PMI:{zeros}   Performance monitoring interrupts\n"
+        f"IWI:{zeros}   IRQ work interrupts\n"
+        f"RTR:{zeros}   APIC ICR read retries\n"
+        "PLT:          1          0          0          0   Platform interrupts\n"
         "RES:          5          0          0          5   Rescheduling interrupts\n"
+        f"CAL:{zeros}   Function call interrupts\n"
+        f"TLB:{zeros}   TLB shootdowns\n"
+        f"TRM:{zeros}   Thermal event interrupts\n"
+        f"THR:{zeros}   Threshold APIC interrupts\n"
+        f"DFR:{zeros}   Deferred Error APIC interrupts\n"
+        f"MCE:{zeros}   Machine check exceptions\n"
+        f"MCP:{zeros}   Machine check polls\n"
+        "HYP:          0          0          4          0   Hypervisor callback interrupts\n"
         "ERR:          3\n"
         "MIS:          0\n"
         "PIN:          0          0          0          1   Posted-interrupt notification event\n"
+        f"NPI:{zeros}   Nested posted-interrupt event\n"
+        f"PIW:{zeros}   Posted-interrupt wakeup event\n"
+        "PMN:          0          0          0          3   Posted MSI notification event\n"
         "XYZ:          9          9          9          9   \n"
     )
+
+
+def widened(arch: str, prec: int) -> str:
+    """The arch block with its tags right-aligned in ``prec`` columns instead of 3."""
+    return "".join(" " * (prec - 3) + row + "\n" for row in arch.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -157,46 +249,32 @@ def test_interrupts_four_cpus_shared_line_and_arch_rows() -> None:
             999,
             "           CPU0       \n"
             "  0:          7  IO-APIC   2-edge      timer\n"
-            "1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n"
-            "LOC:          5   Local timer interrupts\n"
-            "ERR:          0\n"
-            "MIS:          0\n",
+            "1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n" + ARCH_1CPU,
         ),
         (
             1000,
             "            CPU0       \n"
             "   0:          7  IO-APIC    2-edge      timer\n"
-            "1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n"
-            " LOC:          5   Local timer interrupts\n"
-            " ERR:          0\n"
-            " MIS:          0\n",
+            "1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n" + widened(ARCH_1CPU, 4),
         ),
         (
             9999,
             "            CPU0       \n"
             "   0:          7  IO-APIC    2-edge      timer\n"
-            "1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n"
-            " LOC:          5   Local timer interrupts\n"
-            " ERR:          0\n"
-            " MIS:          0\n",
+            "1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n" + widened(ARCH_1CPU, 4),
         ),
         (
             10000,
             "             CPU0       \n"
             "    0:          7  IO-APIC     2-edge      timer\n"
-            " 1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n"
-            "  LOC:          5   Local timer interrupts\n"
-            "  ERR:          0\n"
-            "  MIS:          0\n",
+            " 1003:  123456789  PCI-MSI 524288-edge      nvme0q0\n" + widened(ARCH_1CPU, 5),
         ),
         (
             10**15,
             "                  CPU0       \n"
             "         0:          7  IO-APIC          2-edge      timer\n"
             "      1003:  123456789  PCI-MSI     524288-edge      nvme0q0\n"
-            "       LOC:          5   Local timer interrupts\n"
-            "       ERR:          0\n"
-            "       MIS:          0\n",
+            + widened(ARCH_1CPU, 10),
         ),
     ],
 )
@@ -210,7 +288,6 @@ def test_interrupts_number_column_grows_with_nr_irqs(nr_irqs: int, expected: str
             line(0, (7,), name="timer", hwirq=2),
             line(1003, (123456789,), name="nvme0q0", chip="PCI-MSI", hwirq=524288),
         ],
-        arch={"LOC": (5,)},
     )
     assert interrupts(snap) == expected
 
@@ -228,9 +305,7 @@ def test_interrupts_omits_lines_without_actions() -> None:
     assert interrupts(snap) == (
         "           CPU0       CPU1       \n"
         "  0:         46          0  IO-APIC   2-edge      timer\n"
-        "  8:          0          0  IO-APIC   8-edge      rtc0\n"
-        "ERR:          0\n"
-        "MIS:          0\n"
+        "  8:          0          0  IO-APIC   8-edge      rtc0\n" + ARCH_2CPUS
     )
 
 
@@ -240,9 +315,25 @@ def test_interrupts_short_per_cpu_tuple_reads_as_zeros() -> None:
     assert interrupts(snap) == (
         "           CPU0       CPU1       \n"
         "  3:          4          0  IO-APIC   3-edge      serial\n"
-        "LOC:          1          0   Local timer interrupts\n"
-        "ERR:          0\n"
-        "MIS:          0\n"
+        + ARCH_2CPUS.replace("LOC:          0          0", "LOC:          1          0")
+    )
+
+
+def test_snapshot_reads_chip_hwirq_and_flow_from_the_core() -> None:
+    """take_snapshot() renders whatever the core says: the desc's chip, its hwirq when it
+    keeps one (else the IRQ number), and its flow name when it keeps one (else the flow
+    handler's own name: handle_edge_irq -> edge, handle_level_irq -> level)."""
+    from irqflow import IRQ_HANDLED, IRQF_TRIGGER_HIGH, Kernel
+
+    k = Kernel(cpus=2)
+    k.request_irq(1, lambda irq, dev: IRQ_HANDLED, name="i8042")
+    k.request_irq(9, lambda irq, dev: IRQ_HANDLED, IRQF_TRIGGER_HIGH, name="acpi")
+    snap = k.statistics()
+    edge, level = snap.irqs[1], snap.irqs[9]
+    assert (edge.chip, edge.hwirq, edge.flow) == ("IO-APIC", 1, "edge")
+    assert (level.hwirq, level.flow) in {(9, "level"), (9, "fasteoi")}
+    assert interrupts(snap).splitlines()[1] == (
+        "  1:          0          0  IO-APIC   1-edge      i8042"
     )
 
 

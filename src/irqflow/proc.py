@@ -29,40 +29,41 @@ __all__ = ["USER_HZ", "interrupts", "softirqs", "stat"]
 USER_HZ: Final = 100
 _NSEC_PER_SEC: Final = 1_000_000_000
 
-#: arch/x86/kernel/irq.c arch_show_interrupts(): the per-CPU system-vector rows printed
-#: before ERR/MIS, in the kernel's order, with the kernel's descriptions.
-_ARCH_ROWS_BEFORE_ERR: Final[tuple[tuple[str, str], ...]] = (
-    ("NMI", "Non-maskable interrupts"),
-    ("LOC", "Local timer interrupts"),
-    ("SPU", "Spurious interrupts"),
-    ("PMI", "Performance monitoring interrupts"),
-    ("IWI", "IRQ work interrupts"),
-    ("RTR", "APIC ICR read retries"),
-    ("PLT", "Platform interrupts"),
-    ("RES", "Rescheduling interrupts"),
-    ("CAL", "Function call interrupts"),
-    ("TLB", "TLB shootdowns"),
-    ("TRM", "Thermal event interrupts"),
-    ("THR", "Threshold APIC interrupts"),
-    ("DFR", "Deferred Error APIC interrupts"),
-    ("MCE", "Machine check exceptions"),
-    ("MCP", "Machine check polls"),
-    ("HYP", "Hypervisor callback interrupts"),
-    ("HRE", "Hyper-V reenlightenment interrupts"),
-    ("HVS", "Hyper-V stimer0 interrupts"),
+#: arch/x86/kernel/irq.c arch_show_interrupts(), v6.13: the rows in the kernel's order as
+#: (tag, description, always).  ``always`` rows are printed on every machine whose kernel
+#: has the config a typical x86_64 distro kernel has (X86_LOCAL_APIC, SMP,
+#: X86_THERMAL_VECTOR, X86_MCE_THRESHOLD, X86_MCE_AMD, X86_MCE, X86_IO_APIC and KVM, the
+#: module counting as enabled), with 0 where irqflow counts nothing.  The others are
+#: printed only when the snapshot has the row: PLT needs a platform IPI callback, HYP/HRE/
+#: HVS a hypervisor vector in use, PMN CONFIG_X86_POSTED_MSI (off by default).
+#: ERR and MIS (description None) print one machine-wide total (``"%*s: %10u"``).
+_ARCH_ROWS: Final[tuple[tuple[str, str | None, bool], ...]] = (
+    ("NMI", "Non-maskable interrupts", True),
+    ("LOC", "Local timer interrupts", True),
+    ("SPU", "Spurious interrupts", True),
+    ("PMI", "Performance monitoring interrupts", True),
+    ("IWI", "IRQ work interrupts", True),
+    ("RTR", "APIC ICR read retries", True),
+    ("PLT", "Platform interrupts", False),
+    ("RES", "Rescheduling interrupts", True),
+    ("CAL", "Function call interrupts", True),
+    ("TLB", "TLB shootdowns", True),
+    ("TRM", "Thermal event interrupts", True),
+    ("THR", "Threshold APIC interrupts", True),
+    ("DFR", "Deferred Error APIC interrupts", True),
+    ("MCE", "Machine check exceptions", True),
+    ("MCP", "Machine check polls", True),
+    ("HYP", "Hypervisor callback interrupts", False),
+    ("HRE", "Hyper-V reenlightenment interrupts", False),
+    ("HVS", "Hyper-V stimer0 interrupts", False),
+    ("ERR", None, True),
+    ("MIS", None, True),
+    ("PIN", "Posted-interrupt notification event", True),
+    ("NPI", "Nested posted-interrupt event", True),
+    ("PIW", "Posted-interrupt wakeup event", True),
+    ("PMN", "Posted MSI notification event", False),
 )
-#: The rows that print one machine-wide total ("%*s: %10u"), always present on x86.
-_ARCH_TOTAL_ROWS: Final = ("ERR", "MIS")
-#: Per-CPU rows the kernel prints after MIS (KVM posted interrupts, posted MSI).
-_ARCH_ROWS_AFTER_MIS: Final[tuple[tuple[str, str], ...]] = (
-    ("PIN", "Posted-interrupt notification event"),
-    ("NPI", "Nested posted-interrupt event"),
-    ("PIW", "Posted-interrupt wakeup event"),
-    ("PMN", "Posted MSI notification event"),
-)
-_KNOWN_ARCH_TAGS: Final = frozenset(
-    [tag for tag, _ in _ARCH_ROWS_BEFORE_ERR + _ARCH_ROWS_AFTER_MIS] + list(_ARCH_TOTAL_ROWS)
-)
+_KNOWN_ARCH_TAGS: Final = frozenset(tag for tag, _, _ in _ARCH_ROWS)
 #: Rows that arch_irq_stat_cpu()/arch_irq_stat() leave out of the /proc/stat "intr" total:
 #: TLB shootdowns are already counted as function-call IPIs, MIS as device interrupts,
 #: and DFR and the posted-interrupt rows are simply not summed there.
@@ -71,12 +72,14 @@ _ARCH_NOT_IN_INTR_TOTAL: Final = frozenset({"TLB", "DFR", "MIS", "PIN", "NPI", "
 
 def interrupts(snap: Snapshot) -> str:
     """``/proc/interrupts``: a header of CPU columns, one row per line with an action,
-    then the architecture rows (``LOC``, ``ERR``, ``MIS`` ...).
+    then the architecture rows (``NMI``, ``LOC`` ... ``ERR``, ``MIS``, ``PIN`` ...).
 
-    Device rows: ``"%*d:"`` IRQ number, ``" %10u"`` per CPU, a space, ``"%8s"`` chip,
-    ``" %*lu"`` hwirq, ``"-%-8s"`` flow name, then two spaces and the action names.
-    Architecture rows keep the older ``"%*s: "`` + ``"%10u "`` layout, as x86 does in v6.13;
-    both come out 11 characters per CPU.
+    Device rows: ``"%*d:"`` IRQ number, ``" %10u"`` per CPU, a space, ``"%8s"`` chip
+    (right-aligned, never cut: ``PCI-MSIX-0000:00:1f.6``; ``-`` for a chip without a
+    name), ``" %*lu"`` hwirq, ``"-%-8s"`` flow name (``edge``, ``fasteoi``, ``level``), then
+    two spaces and the action names joined by ``", "``.  Architecture rows keep the older
+    ``"%*s: "`` + ``"%10u "`` layout, as x86 does in v6.13; both come out 11 characters per
+    CPU.
     """
     prec = _irq_prec(snap.nr_irqs)
     ncpus = snap.ncpus
@@ -170,17 +173,23 @@ def _cells(counts: Sequence[int], ncpus: int) -> tuple[int, ...]:
 
 
 def _arch_rows(arch: Mapping[str, Sequence[int]], prec: int, ncpus: int) -> list[str]:
-    """The x86 rows after the last IRQ: the kernel's per-CPU rows for the tags present,
-    ERR and MIS (always, with a single total), the rows the kernel prints after MIS, then
-    any tag the kernel does not know, in snapshot order and without a description."""
+    """The x86 rows after the last IRQ, in arch_show_interrupts() order: every row a
+    typical distro kernel prints (0 where the snapshot has no count), the conditional
+    ones the snapshot has, then any tag the kernel does not know, in snapshot order and
+    without a description."""
 
     def per_cpu_row(tag: str, text: str) -> str:
-        cells = "".join(f"{n:10d} " for n in _cells(arch[tag], ncpus))
+        cells = "".join(f"{n:10d} " for n in _cells(arch.get(tag, ()), ncpus))
         return f"{tag:>{prec}s}: {cells}  {text}\n"
 
-    rows = [per_cpu_row(tag, text) for tag, text in _ARCH_ROWS_BEFORE_ERR if tag in arch]
-    rows.extend(f"{tag:>{prec}s}: {sum(arch.get(tag, ())):10d}\n" for tag in _ARCH_TOTAL_ROWS)
-    rows.extend(per_cpu_row(tag, text) for tag, text in _ARCH_ROWS_AFTER_MIS if tag in arch)
+    rows = []
+    for tag, text, always in _ARCH_ROWS:
+        if not always and tag not in arch:
+            continue
+        if text is None:
+            rows.append(f"{tag:>{prec}s}: {sum(arch.get(tag, ())):10d}\n")
+        else:
+            rows.append(per_cpu_row(tag, text))
     rows.extend(per_cpu_row(tag, "") for tag in arch if tag not in _KNOWN_ARCH_TAGS)
     return rows
 

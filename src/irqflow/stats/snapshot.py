@@ -38,13 +38,14 @@ class IrqStats:
     irq: int
     #: action names joined by ", " as in /proc/interrupts ("" when no action)
     name: str
-    #: interrupt controller name printed in /proc/interrupts ("IO-APIC")
+    #: interrupt controller name printed in /proc/interrupts ("IO-APIC",
+    #: "PCI-MSI-0000:00:1c.0")
     chip: str
-    #: hardware interrupt number inside the controller
+    #: hardware interrupt number inside the controller (the IO-APIC pin, the MSI index)
     hwirq: int
     #: trigger type: "edge" or "level"
     trigger: str
-    #: flow handler name ("edge", "level")
+    #: flow handler name, /proc/interrupts' ``desc->name`` ("edge", "fasteoi", "level")
     flow: str
     #: accepted events per CPU: the /proc/interrupts columns
     per_cpu: tuple[int, ...]

@@ -12,8 +12,9 @@ class TraceEvent:
 
     ``name`` is ``"<system>:<event>"`` (``"irq:softirq_entry"``); ``fields`` uses the
     kernel's field names (``irq``, ``name``, ``ret``, ``vec`` ...).  The context columns
-    that ftrace prints come from ``preempt_count``, ``irqs_off`` and ``need_resched`` as
-    they were when the event fired.
+    that ftrace prints come from ``preempt_count``, ``irqs_off``, ``need_resched`` and
+    ``migrate_disable`` (the task's migrate_disable() depth) as they were when the event
+    fired.
     """
 
     name: str
@@ -25,6 +26,7 @@ class TraceEvent:
     preempt_count: int = 0
     irqs_off: bool = False
     need_resched: bool = False
+    migrate_disable: int = 0
 
     @property
     def event(self) -> str:

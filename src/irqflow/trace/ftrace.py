@@ -14,15 +14,31 @@ A line looks like::
 
           <idle>-0       [002] d.h1.  4321.123456: irq_handler_entry: irq=33 name=eth0
 
-Pointers (``%p``) print as 16 hex digits when the field is an int, and symbols (``%ps``)
-print a string field as it is or a callable's ``__qualname__``.  An event irqflow does not
-know, or a known event whose fields do not fit its format, prints its fields as
-``key=value`` pairs in dict order: formatting a trace never fails on a strange event.
+Pointers (``%p``) print as the kernel prints a hashed pointer on 64-bit (``hash-ptr`` is on
+by default): 16 hex digits of a 32-bit value, ``00000000xxxxxxxx``.  irqflow's objects have
+no addresses, so a pointer field given as a name (``"eth0"``, a work item's name) prints
+a stable fake pointer, the CRC-32 of the object's kind and name: the same object shows the
+same pointer in every line of a trace and in every run.  An int prints as its 16 hex
+digits, and a string that already is 16 hex digits is kept.  Symbols (``%ps``) print a
+string field as it is or a callable's ``__qualname__``.  An event irqflow does not know, or
+a known event whose fields do not fit its format, prints its fields as ``key=value`` pairs
+in dict order: formatting a trace never fails on a strange event.
+
+The file (:func:`format_trace`) is what reading ``trace`` shows: the header counts the
+entries kept and written (kept + overwritten), and when the ring buffer overwrote events
+the iterator annotates the start of each CPU's data with ``##### CPU N buffer started
+####``.  ``trace`` is a non-consuming reader, which prints ``CPU:N [LOST EVENTS]`` only
+when the writer overtakes it during the read; reading a finished trace never does, so
+those lines never appear there.  ``pipe=True`` renders ``trace_pipe`` instead: no header,
+and the consuming reader's ``CPU:N [LOST n EVENTS]`` before the first line of each CPU
+that lost events.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -37,7 +53,7 @@ from irqflow.core.constants import (
 )
 from irqflow.trace.event import TraceEvent
 
-__all__ = ["format_event", "format_trace", "write_ftrace"]
+__all__ = ["fake_pointer", "format_event", "format_trace", "write_ftrace"]
 
 #: include/linux/sched.h TASK_COMM_LEN (16, with the NUL): a comm shows at most 15 chars.
 _TASK_COMM_LEN: Final = 16
@@ -51,24 +67,60 @@ def format_event(ev: TraceEvent) -> str:
     event = ev.event or ev.name
     return (
         f"{_comm(ev.comm, ev.pid):>16s}-{ev.pid:<7d} [{ev.cpu:03d}] "
-        f"{_irq_info(ev.preempt_count, ev.irqs_off, ev.need_resched)} "
+        f"{_irq_info(ev.preempt_count, ev.irqs_off, ev.need_resched, ev.migrate_disable)} "
         f"{_timestamp(ev.ts)}: {event}: {_format_fields(event, ev.fields)}"
     )
 
 
-def format_trace(events: Iterable[TraceEvent], ncpus: int, *, header: bool = True) -> str:
+def format_trace(
+    events: Iterable[TraceEvent],
+    ncpus: int,
+    *,
+    header: bool = True,
+    overruns: Mapping[int, int] | None = None,
+    pipe: bool = False,
+) -> str:
     """The whole ``trace`` file: the nop tracer's header (unless ``header=False``), then one
-    line per event, merged across CPUs in (timestamp, CPU) order; ties keep their order."""
+    line per event, merged across CPUs in (timestamp, CPU) order; ties keep their order.
+
+    ``overruns`` is the number of events the ring buffer overwrote, per CPU.  The header's
+    ``entries-in-buffer/entries-written`` is kept / kept + overwritten (print_event_info()).
+    When anything was overwritten, the iterator annotates (test_cpu_buff_start()): before
+    the first line of each CPU it prints ``##### CPU N buffer started ####``, except for the
+    CPUs of the first two lines, as the kernel's ``iter->idx > 1`` test leaves them out.
+
+    ``pipe=True`` renders ``trace_pipe`` instead: no header and no annotation; the
+    consuming reader prints ``CPU:N [LOST n EVENTS]`` before the first line it reads from
+    a CPU that lost ``n`` events (print_trace_line()).
+    """
     ordered = sorted(events, key=lambda ev: (ev.ts, ev.cpu))
-    lines = [_header(len(ordered), ncpus)] if header else []
-    lines.extend(format_event(ev) + "\n" for ev in ordered)
+    lost = {cpu: n for cpu, n in (overruns or {}).items() if n > 0}
+    lines = []
+    if header and not pipe:
+        lines.append(_header(len(ordered), len(ordered) + sum(lost.values()), ncpus))
+    annotate = bool(lost) and not pipe
+    started: set[int] = set()
+    for idx, ev in enumerate(ordered):
+        if ev.cpu not in started:
+            started.add(ev.cpu)
+            if pipe and ev.cpu in lost:
+                lines.append(f"CPU:{ev.cpu} [LOST {lost[ev.cpu]} EVENTS]\n")
+            elif annotate and idx > 1:
+                lines.append(f"##### CPU {ev.cpu} buffer started ####\n")
+        lines.append(format_event(ev) + "\n")
     return "".join(lines)
 
 
-def write_ftrace(path: str | os.PathLike[str], events: Iterable[TraceEvent], ncpus: int) -> None:
+def write_ftrace(
+    path: str | os.PathLike[str],
+    events: Iterable[TraceEvent],
+    ncpus: int,
+    *,
+    overruns: Mapping[int, int] | None = None,
+) -> None:
     """Write :func:`format_trace` (with header) to ``path`` as UTF-8 with ``\\n`` endings."""
     with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(format_trace(events, ncpus))
+        f.write(format_trace(events, ncpus, overruns=overruns))
 
 
 # --- the line prefix ----------------------------------------------------------------------
@@ -88,7 +140,7 @@ _IRQS_OFF_CHAR: Final[Mapping[tuple[bool, bool], str]] = {
 }
 
 
-def _irq_info(preempt_count: int, irqs_off: bool, need_resched: bool) -> str:
+def _irq_info(preempt_count: int, irqs_off: bool, need_resched: bool, migrate: int = 0) -> str:
     """trace_print_lat_fmt() from what tracing_gen_ctx_irq_test() records.
 
     1. ``D`` IRQs off and BH disabled, ``d`` IRQs off, ``b`` BH disabled, ``.`` neither.
@@ -97,8 +149,8 @@ def _irq_info(preempt_count: int, irqs_off: bool, need_resched: bool) -> str:
     2. ``N`` need-resched (irqflow has no lazy or fold-only states), else ``.``.
     3. ``Z`` NMI inside hardirq, ``z`` NMI, ``H`` hardirq inside a serving softirq,
        ``h`` hardirq, ``s`` serving softirq, ``.`` task.
-    4. preempt-disable depth in hex, capped at 15, ``.`` if 0.
-    5. migrate-disable depth: irqflow never disables migration, so ``.``.
+    4. preempt-disable depth: ``min(preempt_count & 0xff, 0xf)`` in hex, ``.`` if 0.
+    5. migrate-disable depth: ``min(depth, 0xf)`` in hex, ``.`` if 0.
     """
     bh_off = (preempt_count & SOFTIRQ_MASK) >= SOFTIRQ_DISABLE_OFFSET
     irqs = _IRQS_OFF_CHAR[irqs_off, bh_off]
@@ -114,7 +166,8 @@ def _irq_info(preempt_count: int, irqs_off: bool, need_resched: bool) -> str:
         hardsoft = "s" if softirq else "."
     depth = min(preempt_count & PREEMPT_MASK, 0xF)
     preempt = f"{depth:x}" if depth else "."
-    return f"{irqs}{resched}{hardsoft}{preempt}."
+    mig = min(migrate, 0xF)
+    return f"{irqs}{resched}{hardsoft}{preempt}{f'{mig:x}' if mig > 0 else '.'}"
 
 
 def _timestamp(ts_ns: int) -> str:
@@ -127,13 +180,13 @@ def _timestamp(ts_ns: int) -> str:
 # --- the header ---------------------------------------------------------------------------
 
 
-def _header(entries: int, ncpus: int) -> str:
+def _header(entries: int, written: int, ncpus: int) -> str:
     """s_show() + print_event_info() + print_func_help_header_irq() without record-tgid
     (``prec`` 2 in the kernel's ``"%.*s"`` slots)."""
     return (
         "# tracer: nop\n"
         "#\n"
-        f"# entries-in-buffer/entries-written: {entries}/{entries}   #P:{ncpus}\n"
+        f"# entries-in-buffer/entries-written: {entries}/{written}   #P:{ncpus}\n"
         "#\n"
         "#                                _-----=> irqs-off/BH-disabled\n"
         "#                               / _----=> need-resched\n"
@@ -169,11 +222,23 @@ def _u(value: Any) -> str:
     return str(int(value) & 0xFFFFFFFF)
 
 
-def _p(value: Any) -> str:
-    """``%p``: an int as the kernel's 16 hex digits; anything else as its text."""
+_HEX_POINTER: Final = re.compile(r"[0-9a-f]{16}")
+
+
+def fake_pointer(kind: str, name: str) -> str:
+    """A stable stand-in for a hashed ``%p`` of the ``kind`` object called ``name``: the
+    CRC-32 of ``"kind:name"``, printed like the kernel prints a hashed pointer on 64-bit
+    (16 hex digits, the upper 8 zero)."""
+    return f"{zlib.crc32(f'{kind}:{name}'.encode()):016x}"
+
+
+def _p(value: Any, kind: str = "") -> str:
+    """``%p``: an int as the kernel's 16 hex digits, a string of 16 hex digits as it is,
+    a name (or any other value) as the stable :func:`fake_pointer` of its ``kind``."""
     if isinstance(value, int):
         return f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
-    return str(value)
+    text = str(value)
+    return text if _HEX_POINTER.fullmatch(text) else fake_pointer(kind, text)
 
 
 def _ps(value: Any) -> str:
@@ -228,8 +293,18 @@ def _irq_handler_entry(f: Mapping[str, Any]) -> str:
     return f"irq={_d(f['irq'])} name={_s(f['name'])}"
 
 
+def _handled(ret: Any) -> str:
+    """``__entry->ret ? "handled" : "unhandled"``: any non-zero return is handled (a
+    bogus value too); a value that is not a number counts by its truth."""
+    try:
+        nonzero = int(ret) != 0
+    except (TypeError, ValueError):
+        nonzero = bool(ret)
+    return "handled" if nonzero else "unhandled"
+
+
 def _irq_handler_exit(f: Mapping[str, Any]) -> str:
-    return f"irq={_d(f['irq'])} ret={'handled' if int(f['ret']) != 0 else 'unhandled'}"
+    return f"irq={_d(f['irq'])} ret={_handled(f['ret'])}"
 
 
 def _softirq(f: Mapping[str, Any]) -> str:
@@ -257,19 +332,98 @@ def _sched_wakeup(f: Mapping[str, Any]) -> str:
     )
 
 
+#: include/linux/workqueue.h WORK_CPU_UNBOUND = NR_CPUS; 8192 is a distro kernel's
+#: CONFIG_NR_CPUS.  queue_work()/schedule_work() trace it as req_cpu.
+WORK_CPU_UNBOUND: Final = 8192
+
+
 def _workqueue_queue_work(f: Mapping[str, Any]) -> str:
+    """``req_cpu`` is the CPU the caller asked for (WORK_CPU_UNBOUND for queue_work()),
+    ``cpu`` the pool's CPU (-1 for an unbound pool); a missing req_cpu prints as
+    WORK_CPU_UNBOUND and a missing cpu as -1."""
     return (
-        f"work struct={_p(f['work'])} function={_ps(f['function'])} "
-        f"workqueue={_s(f['workqueue'])} req_cpu={_d(f['req_cpu'])} cpu={_d(f['cpu'])}"
+        f"work struct={_p(f['work'], 'work')} function={_ps(f['function'])} "
+        f"workqueue={_s(f['workqueue'])} req_cpu={_d(f.get('req_cpu', WORK_CPU_UNBOUND))} "
+        f"cpu={_d(f.get('cpu', -1))}"
     )
 
 
 def _workqueue_activate_work(f: Mapping[str, Any]) -> str:
-    return f"work struct {_p(f['work'])} function={_ps(f['function'])} "
+    return f"work struct {_p(f['work'], 'work')} function={_ps(f['function'])} "
 
 
 def _workqueue_execute(f: Mapping[str, Any]) -> str:
-    return f"work struct {_p(f['work'])}: function {_ps(f['function'])}"
+    return f"work struct {_p(f['work'], 'work')}: function {_ps(f['function'])}"
+
+
+def _napi_poll(f: Mapping[str, Any]) -> str:
+    """include/trace/events/napi.h: the napi struct is a pointer (a fake one from the NAPI
+    instance's name); the device name defaults to the NAPI's name."""
+    napi = f["napi"]
+    dev = f.get("dev_name", napi)
+    return (
+        f"napi poll on napi struct {_p(napi, 'napi')} for device {_s(dev)} "
+        f"work {_d(f['work'])} budget {_d(f['budget'])}"
+    )
+
+
+def _lu(value: Any) -> str:
+    """``%lu`` (a 64-bit unsigned long)"""
+    return str(int(value) & 0xFFFFFFFFFFFFFFFF)
+
+
+def _timer_head(f: Mapping[str, Any], kind: str) -> str:
+    """``timer=%p function=%ps`` (or ``hrtimer=``); a missing ``function`` prints the
+    timer's name."""
+    timer = f[kind]
+    return f"{kind}={_p(timer, kind)} function={_ps(f.get('function', timer))}"
+
+
+def _timer_expire_entry(f: Mapping[str, Any]) -> str:
+    """include/trace/events/timer.h: ``now`` is jiffies, ``baseclk`` the timer base's clock
+    when the timer ran; a missing ``baseclk`` prints ``now`` (the value on a CPU whose
+    wheel is not catching up)."""
+    now = f["now"]
+    return f"{_timer_head(f, 'timer')} now={_lu(now)} baseclk={_lu(f.get('baseclk', now))}"
+
+
+def _hrtimer_expire_entry(f: Mapping[str, Any]) -> str:
+    return f"{_timer_head(f, 'hrtimer')} now={_lu(f['now'])}"
+
+
+def _pointer_only(kind: str) -> _FieldFormatter:
+    """``"timer=%p"`` and the like: the one pointer field named ``kind``."""
+
+    def fmt(f: Mapping[str, Any]) -> str:
+        return f"{kind}={_p(f[kind], kind)}"
+
+    return fmt
+
+
+#: arch/x86/include/asm/irq_vectors.h: the vectors of the irq_vectors events
+_X86_VECTORS: Final[Mapping[str, int]] = {
+    "local_timer": 0xEC,
+    "spurious_apic": 0xFF,
+    "error_apic": 0xFE,
+    "reschedule": 0xFD,
+    "call_function": 0xFC,
+    "call_function_single": 0xFB,
+    "thermal_apic": 0xFA,
+    "threshold_apic": 0xF9,
+    "x86_platform_ipi": 0xF7,
+    "irq_work": 0xF6,
+    "deferred_error_apic": 0xF4,
+}
+
+
+def _vector_event(default: int) -> _FieldFormatter:
+    """arch/x86/include/asm/trace/irq_vectors.h ``"vector=%d"``; a missing field prints
+    the event's own vector (LOCAL_TIMER_VECTOR 236 for local_timer_entry)."""
+
+    def fmt(f: Mapping[str, Any]) -> str:
+        return f"vector={_d(f.get('vector', default))}"
+
+    return fmt
 
 
 def _irq_entry(f: Mapping[str, Any]) -> str:
@@ -308,6 +462,22 @@ _FORMATTERS: Final[Mapping[str, _FieldFormatter]] = {
     "workqueue_activate_work": _workqueue_activate_work,
     "workqueue_execute_start": _workqueue_execute,
     "workqueue_execute_end": _workqueue_execute,
+    # include/trace/events/napi.h
+    "napi_poll": _napi_poll,
+    # include/trace/events/timer.h
+    "timer_expire_entry": _timer_expire_entry,
+    "timer_expire_exit": _pointer_only("timer"),
+    "timer_cancel": _pointer_only("timer"),
+    "timer_init": _pointer_only("timer"),
+    "hrtimer_expire_entry": _hrtimer_expire_entry,
+    "hrtimer_expire_exit": _pointer_only("hrtimer"),
+    "hrtimer_cancel": _pointer_only("hrtimer"),
+    # arch/x86/include/asm/trace/irq_vectors.h
+    **{
+        f"{name}_{edge}": _vector_event(vector)
+        for name, vector in _X86_VECTORS.items()
+        for edge in ("entry", "exit")
+    },
     # irqflow's own stage events (system "irqflow")
     "irq_entry": _irq_entry,
     "irq_pending": _irq_pending,

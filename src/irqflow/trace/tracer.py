@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 DEFAULT_BUFFER_EVENTS = 1 << 18
+#: the task attribute holding its migrate_disable() depth (``p->migration_disabled``),
+#: read when the core's tasks have it; the ftrace column shows ``.`` otherwise
+_MIGRATE_DEPTH = "migration_disabled"
 
 
 #: the tracepoint systems irqflow emits (``system:event``)
@@ -26,7 +29,11 @@ class Tracer:
     """``k.trace``: enable tracepoints by pattern, read them back, write them out.
 
     Events go to a ring buffer of ``buffer_size`` events; when it is full the oldest
-    event is overwritten and ``overwritten`` counts it (ftrace's overwrite mode).
+    event is overwritten and ``overwritten`` counts it (ftrace's overwrite mode), and
+    ``overruns`` by the CPU that recorded it (the kernel's per-CPU overrun count, which
+    the ftrace header and the lost-event annotations report).  Unlike the kernel's
+    per-CPU buffers, the buffer is shared: a busy CPU also pushes out a quiet CPU's
+    oldest events.
     """
 
     def __init__(self, kernel: KernelCore) -> None:
@@ -35,6 +42,10 @@ class Tracer:
         self._want: dict[str, bool] = {}
         self._buf: deque[TraceEvent] = deque(maxlen=DEFAULT_BUFFER_EVENTS)
         self.overwritten = 0
+        #: events overwritten, by the CPU that had recorded them
+        self.overruns: dict[int, int] = {}
+        #: whether the kernel's tasks have a migrate_disable() depth (looked up once)
+        self._migrate: bool | None = None
 
     @property
     def enabled(self) -> bool:
@@ -71,6 +82,7 @@ class Tracer:
     def clear(self) -> None:
         self._buf.clear()
         self.overwritten = 0
+        self.overruns = {}
 
     def events(self) -> list[TraceEvent]:
         """Recorded events, oldest first."""
@@ -86,7 +98,12 @@ class Tracer:
         buf = self._buf
         if len(buf) == buf.maxlen:
             self.overwritten += 1
+            lost = buf[0].cpu
+            self.overruns[lost] = self.overruns.get(lost, 0) + 1
         cur = c.current
+        migrate = self._migrate
+        if migrate is None:
+            migrate = self._migrate = hasattr(cur, _MIGRATE_DEPTH)
         buf.append(
             TraceEvent(
                 name,
@@ -98,6 +115,7 @@ class Tracer:
                 c.preempt_count,
                 not c.irqs_on,
                 c.need_resched,
+                getattr(cur, _MIGRATE_DEPTH) if migrate else 0,
             )
         )
 
@@ -105,7 +123,7 @@ class Tracer:
         """Write the events as ftrace text, as ``/sys/kernel/tracing/trace`` shows them."""
         from irqflow.trace.ftrace import write_ftrace
 
-        write_ftrace(path, self.events(), len(self._k.cpus))
+        write_ftrace(path, self.events(), len(self._k.cpus), overruns=self.overruns)
 
     def write_perfetto(self, path: str | Path) -> None:
         """Write the events as Chrome trace-event JSON (Perfetto UI, chrome://tracing)."""

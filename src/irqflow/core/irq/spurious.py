@@ -6,7 +6,9 @@ A line whose handlers keep answering ``IRQ_NONE`` is "nobody cared": after a win
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import IRQF_SHARED, SPURIOUS_UNHANDLED_LIMIT, SPURIOUS_WINDOW
 from irqflow.core.irq.desc import (
@@ -34,7 +36,7 @@ def note_interrupt(k: KernelBase, c: Cpu, desc: IrqDesc, ret: int) -> None:
     if ret > 3:
         if k.genirq.bogus_reports < MAX_BOGUS_REPORTS:
             k.genirq.bogus_reports += 1
-            k.log(c, "err", f"irq event {desc.irq}: bogus return value {ret:x}")
+            report_bad_irq(k, c, desc, ret)
         return
     if ret & 2:
         # threaded handlers: the verdict on this event is the threads' verdict on the
@@ -68,10 +70,7 @@ def note_interrupt(k: KernelBase, c: Cpu, desc: IrqDesc, ret: int) -> None:
         return
     desc.irq_count = 0
     if desc.irqs_unhandled > SPURIOUS_UNHANDLED_LIMIT:
-        k.log(c, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)')
-        k.log(c, "err", "handlers:")
-        for action in desc.actions:
-            k.log(c, "err", f"[<{symbol_name(action.handler)}>] {action.name}")
+        report_bad_irq(k, c, desc, ret)
         k.log(c, "emerg", f"Disabling IRQ #{desc.irq}")
         desc.state |= SPURIOUS_DISABLED | DISABLED
         desc.depth += 1
@@ -79,6 +78,40 @@ def note_interrupt(k: KernelBase, c: Cpu, desc: IrqDesc, ret: int) -> None:
             k.genirq.spurious_poll_armed = True
             add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)
     desc.irqs_unhandled = 0
+
+
+def report_bad_irq(k: KernelBase, c: Cpu, desc: IrqDesc, ret: int) -> None:
+    """``__report_bad_irq``: the bogus-return message for a value above IRQ_HANDLED |
+    IRQ_WAKE_THREAD, else "nobody cared"; then ``handlers:`` and one line per action,
+    ``[<%p>] %ps`` of the handler plus `` threaded [<%p>] %ps`` of its thread_fn.
+    (The kernel's dump_stack() between them has no equivalent here.)"""
+    if ret > 3:
+        k.log(c, "err", f"irq event {desc.irq}: bogus return value {ret:x}")
+    else:
+        k.log(c, "err", f'irq {desc.irq}: nobody cared (try booting with the "irqpoll" option)')
+    k.log(c, "err", "handlers:")
+    for action in desc.actions:
+        text = _function_ref(action.handler)
+        if action.thread_fn is not None:
+            text += f" threaded {_function_ref(action.thread_fn)}"
+        k.log(c, "err", text)
+
+
+def _function_ref(func: Callable[..., Any]) -> str:
+    """``[<%p>] %ps`` of a function: its kernel symbol, and in place of the hashed pointer
+    (16 hex digits, the upper 8 zero on 64-bit) a stable one, the CRC-32 of the symbol, so
+    one function shows one pointer in every report and run."""
+    from irqflow.core.irq.thread import default_primary, forced_secondary
+
+    if func is default_primary:
+        symbol = "irq_default_primary_handler"
+    elif func is forced_secondary:
+        symbol = "irq_forced_secondary_handler"
+    elif hasattr(func, "__qualname__") or hasattr(func, "__name__"):
+        symbol = symbol_name(func)
+    else:  # a callable object: its __call__ is the code that runs
+        symbol = f"{type(func).__qualname__.rpartition('<locals>.')[2]}.__call__"
+    return f"[<{zlib.crc32(f'function:{symbol}'.encode()):016x}>] {symbol}"
 
 
 def try_one_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
