@@ -162,3 +162,20 @@ def test_ctrl_c_in_sweep_stops_the_workers_too(tmp_path: Path) -> None:
     assert code == 130
     assert err == "irqflow: interrupted\n"
     assert not list(tmp_path.iterdir())  # no CSV: nothing finished
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
+    """``irqflow demo | head -1``: the closed pipe ends the command without a traceback,
+    with the status a shell gives a writer killed by SIGPIPE."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irqflow", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # every line is a write to the pipe
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"irqflow demo")
+    proc.stdout.close()  # the reader goes away after one line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

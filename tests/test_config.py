@@ -15,7 +15,7 @@ DEFAULTS = {
     "hz": 250, "nr_irqs": 256, "softirq_max_restart": 10, "softirq_max_time_ns": 2_000_000,
     "ksoftirqd_defers": False, "threadirqs": False, "preempt_model": "voluntary",
     "irq_delivery": "single", "irq_chips": "x86", "fair_class": "eevdf",
-    "rt_bandwidth": "fair_server", "timer_wheel": "lazy", "idle_preempt_count": 1,
+    "rt_bandwidth": "fair_server", "timer_wheel": "lazy", "preempt_count": True,
     "workqueue_model": "cmwq",
     "napi_weight": 64, "netdev_budget": 300, "netdev_budget_usecs": -1,
     "rt_runtime_ns": 950_000_000, "rt_period_ns": 1_000_000_000,

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the run failed, 2 usage or scenario error.  Reference:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -144,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("irqflow: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``irqflow demo | head``): stop quietly, as cat does, and
+        # keep the interpreter's final flush from failing on the closed pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
 
 
 def _say(text: object, *, err: bool = False, end: str = "\n") -> None:

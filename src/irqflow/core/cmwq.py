@@ -269,7 +269,7 @@ def worker_thread(cm: Cmwq, w: Worker) -> None:
             pool.idle.append(w)
             if cm.too_many_workers(pool):
                 cm.arm_reaper(pool)
-            k.sched.block(c)
+            k.sched.block(c, "I")  # worker_thread: TASK_IDLE
             if w in pool.idle:
                 pool.idle.remove(w)  # woken by something other than kick
             continue

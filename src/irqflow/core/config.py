@@ -163,10 +163,12 @@ class KernelConfig:
     rt_bandwidth: str = setting("fair_server", choices=RT_BANDWIDTHS)
     #: the timer wheel (TIMER_WHEELS)
     timer_wheel: str = setting("lazy", choices=TIMER_WHEELS)
-    #: the idle task's preempt_count: 1 on kernels with CONFIG_PREEMPT_COUNT (every
-    #: PREEMPT_DYNAMIC kernel: ``d.h1.`` in a trace of an interrupt on an idle CPU), 0
-    #: without it
-    idle_preempt_count: int = setting(1, minimum=0, maximum=1)
+    #: CONFIG_PREEMPT_COUNT (every PREEMPT_DYNAMIC kernel): the idle loop runs with
+    #: preempt_count 1 (an interrupt on an idle CPU traces as ``d.h1.``) and the
+    #: scheduler's own locks show in its tracepoints (``sched_switch`` at ``d..2.``).
+    #: Off (the 2.6 era's voluntary builds) both count 0.  irqflow's preempt_disable()
+    #: and spinlocks count either way, so in_atomic() works for driver checks.
+    preempt_count: bool = True
 
     # --- workqueues, NAPI, RT throttling (used from the process-context issue on) -------
     #: "per-cpu-threads": the seed's events/N threads (2.6.0-2.6.35); "cmwq": kworker pools
@@ -285,7 +287,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rt_bandwidth": "throttle",
         "timer_wheel": "cascading",
         "preempt_model": "voluntary",
-        "idle_preempt_count": 0,
+        "preempt_count": False,
         "ksoftirqd_defers": False,
         "netdev_budget_usecs": 2000,
     },

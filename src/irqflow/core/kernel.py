@@ -86,6 +86,9 @@ class KernelCore(ContextApi):
             idle = Task(0, f"swapper/{c.nr}", c.nr, self._idle_body, policy="idle")
             c.idle_task = idle
             c.current = idle
+            # init_idle_preempt_count(): the idle loop runs with preemption off on kernels
+            # with CONFIG_PREEMPT_COUNT, so an interrupt on an idle CPU traces as d.h1.
+            c.preempt_count = idle.saved_pc = 1 if self.config.preempt_count else 0
         self.engine = engine_factory(self)
         self._direct_calls = getattr(self.engine, "direct_calls", False)
         self.costs = PathCosts(self.config, self.engine.models_path_costs)

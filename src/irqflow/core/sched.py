@@ -23,6 +23,20 @@ POLICIES = ("normal", "fifo", "rr", "idle")
 RUNNING = "R"
 SLEEPING = "S"
 
+#: how a sleeping task sleeps, as ``sched_switch`` prints ``prev_state``: TASK_INTERRUPTIBLE
+#: (``S``: an IRQ thread or ksoftirqd waiting for work), TASK_UNINTERRUPTIBLE (``D``:
+#: msleep, a completion, a mutex), TASK_IDLE (``I``: an idle kworker)
+SLEEP_STATES = ("S", "D", "I")
+
+#: preempt_count offsets of the scheduler's own locking, as its tracepoints see them:
+#: ``__schedule`` runs with preemption off and the run-queue lock held (``d..2.``);
+#: ``try_to_wake_up`` holds ``p->pi_lock`` at ``sched_waking`` and also the run queue's
+#: lock at ``sched_wakeup``
+#: (with CONFIG_PREEMPT_COUNT; without it they count nothing)
+SWITCH_PC = 2
+WAKING_PC = 2
+WAKEUP_PC = 3
+
 
 class Task:
     """A schedulable thread: the idle task, ksoftirqd, kernel threads, user work."""
@@ -45,6 +59,7 @@ class Task:
         "saved_irqs_on",
         "saved_pc",
         "saved_running",
+        "sleep_state",
         "state",
         "sum_exec",
         "vruntime",
@@ -84,6 +99,9 @@ class Task:
         self.weight = NICE_TO_WEIGHT[nice + 20]
         self.acct = IDLE if policy == "idle" else acct
         self.state = RUNNING
+        #: while ``state`` is SLEEPING: which of SLEEP_STATES (kthread_create leaves a new
+        #: thread in TASK_UNINTERRUPTIBLE until it is woken)
+        self.sleep_state = "D"
         self.on_rq = False
         self.vruntime = 0
         self.sum_exec = 0
@@ -125,13 +143,17 @@ class Scheduler:
     def __init__(self, k: KernelBase) -> None:
         self.k = k
         self.tasks: list[Task] = []
-        self.next_pid = 1
+        #: pid 1 is init and pid 2 kthreadd on every Linux machine: the kernel threads
+        #: irqflow makes come after them, as on a booted system
+        self.next_pid = 3
         eng = k.engine
         #: the engine runs this scheduler (False where the OS schedules the threads)
         self.runs = eng.runs_scheduler
         #: kernel code in process context is preempted on return from interrupt (full
         #: preemption); otherwise only code returning to user mode (kthread_run bodies)
         self.preempt_kernel = k.config.preempt_model in ("full", "rt")
+        #: 1 where the scheduler's locks count in preempt_count (CONFIG_PREEMPT_COUNT)
+        self.lock_pc = 1 if k.config.preempt_count else 0
 
     # --- tasks ----------------------------------------------------------------------
     def spawn(
@@ -160,6 +182,7 @@ class Scheduler:
             self._after_wake(c, t)
         else:
             t.state = SLEEPING
+            t.sleep_state = "D"
         return t
 
     def wake_up_process(self, t: Task) -> bool:
@@ -177,21 +200,30 @@ class Scheduler:
     def _after_wake(self, c: Cpu, t: Task) -> None:
         k = self.k
         if k.tracing:
-            here = k.engine.current_cpu or c
-            k.trace.emit(
-                here,
-                "sched:sched_wakeup",
-                {"comm": t.comm, "pid": t.pid, "prio": t.prio, "target_cpu": c.nr},
-            )
+            self._trace_wakeup(k.engine.current_cpu or c, t, c.nr)
         if self.runs and c.rq.wakeup_should_preempt(c.current, t):
             c.need_resched = True
         k.engine.kick(c, t)
 
-    def block(self, c: Cpu) -> None:
-        """``set_current_state(TASK_UNINTERRUPTIBLE); schedule()``: the current task
-        sleeps until ``wake_up_process``."""
+    def _trace_wakeup(self, here: Cpu, t: Task, target: int) -> None:
+        """``sched_waking`` then ``sched_wakeup``, each in the context try_to_wake_up()
+        traces it in: IRQs off, under ``pi_lock`` (and the run queue's lock)."""
+        fields = {"comm": t.comm, "pid": t.pid, "prio": t.prio, "target_cpu": target}
+        pc, on = here.preempt_count, here.irqs_on
+        here.irqs_on = False
+        here.preempt_count = pc + WAKING_PC * self.lock_pc
+        self.k.trace.emit(here, "sched:sched_waking", fields)
+        here.preempt_count = pc + WAKEUP_PC * self.lock_pc
+        self.k.trace.emit(here, "sched:sched_wakeup", fields)
+        here.preempt_count, here.irqs_on = pc, on
+
+    def block(self, c: Cpu, how: str = "D") -> None:
+        """``set_current_state(state); schedule()``: the current task sleeps until
+        ``wake_up_process``.  ``how`` is the sleep's kind, one of SLEEP_STATES
+        (TASK_UNINTERRUPTIBLE by default)."""
         task = c.current
         task.state = SLEEPING
+        task.sleep_state = how
         c.rq.dequeue(task)
         if task.wq_worker is not None:
             self.k.wq.worker_sleeping(task)
@@ -233,9 +265,14 @@ class Scheduler:
             if prev is c.idle_task:
                 state = "R"
             elif prev.state == RUNNING:
-                state = "R+"
+                state = "R+"  # preempted
             else:
-                state = "X" if prev.state == "X" else "S"
+                state = "X" if prev.state == "X" else prev.sleep_state
+            pc, on = c.preempt_count, c.irqs_on
+            # schedule() disables preemption, then takes the run queue's lock; the idle
+            # loop's own count stands for the first (schedule_idle adds none)
+            base = pc - self.lock_pc if prev is c.idle_task else pc
+            c.preempt_count, c.irqs_on = base + SWITCH_PC * self.lock_pc, False
             k.trace.emit(
                 c,
                 "sched:sched_switch",
@@ -249,6 +286,7 @@ class Scheduler:
                     "next_prio": nxt.prio,
                 },
             )
+            c.preempt_count, c.irqs_on = pc, on
         prev.saved_pc = c.preempt_count
         prev.saved_irqs_on = c.irqs_on
         prev.saved_running = c.running

@@ -202,7 +202,7 @@ def ksoftirqd_body(k: KernelBase) -> None:
     c = k._this_cpu("ksoftirqd")
     while True:
         if not c.softirq_pending:
-            k.sched.block(c)
+            k.sched.block(c, "S")  # smpboot_thread_fn: TASK_INTERRUPTIBLE
             continue
         c.irqs_on = False
         if c.softirq_pending:

@@ -146,7 +146,7 @@ def worker_thread(k: KernelBase, wq: Workqueue, i: int) -> None:
         if not lst:
             if wq.destroyed:
                 return
-            k.sched.block(c)
+            k.sched.block(c, "S")  # 2.6 worker_thread: TASK_INTERRUPTIBLE
             continue
         w = lst.popleft()
         w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)

@@ -174,7 +174,7 @@ def irq_thread(k: KernelBase, desc: IrqDesc, action: IrqAction) -> None:
             if action.stopping:
                 return
             task.waiting_irq = True  # the only place a wake may move it to another CPU
-            k.sched.block(c)
+            k.sched.block(c, "S")  # TASK_INTERRUPTIBLE
             task.waiting_irq = False
             c = k._this_cpu("irq_thread")
         action.runthread = False
