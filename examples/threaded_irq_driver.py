@@ -23,7 +23,7 @@ def run(oneshot: bool) -> None:
         return IRQ_WAKE_THREAD  # can't talk I2C here: wake the thread
 
     async def touch_thread(irq: int, dev_id: object) -> int:
-        await k.msleep(1)  # i2c_smbus_read_byte_data(): sleeps
+        await k.usleep_range(1000, 1100)  # i2c_smbus_read_byte_data(): sleeps ~1 ms
         k.set_irq_level(irq, False)  # reading the status releases the line
         reads.append(k.now())
         return IRQ_HANDLED

@@ -3,7 +3,8 @@ thread sees, at the cost of throughput.
 
 Run: ``python examples/threaded_latency.py``.  One CPU; a device interrupts every 50 us
 and each event needs 30 us of driver work.  An "audio" thread at SCHED_FIFO 80 wakes
-every millisecond and measures how late it runs.
+every millisecond (an hrtimer, ``usleep_range``, as ``clock_nanosleep`` would) and
+measures how late it runs.
 
 * **hard IRQ**: all 30 us in the hard handler, interrupts off, unpreemptible: the audio
   thread waits whenever its wake-up lands in a handler.
@@ -35,7 +36,7 @@ def run(threaded: bool, threadirqs: bool = False) -> None:
     async def audio(k: Kernel) -> None:
         while True:
             deadline = k.now() + 1_000_000
-            await k.msleep(1)
+            await k.usleep_range(1000, 1000)
             late.append(k.now() - deadline)
 
     if threaded:

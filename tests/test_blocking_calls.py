@@ -119,7 +119,7 @@ def test_multi_step_waits_work_inside_the_machine() -> None:
 
     def body(k: Kernel) -> None:
         k.raise_irq(24)
-        k.msleep(0.05)
+        k.usleep_range(50, 50)
         k.tasklet_kill(t)
         done.append(("tasklet_kill", k.now()))
         k.schedule_work(first)

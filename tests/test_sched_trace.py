@@ -36,7 +36,7 @@ def test_sched_switch_holds_the_rq_lock_with_irqs_off() -> None:
     for config, want in ((V613, {"d..2."}), (KernelConfig.preset("2.6"), {"d...."})):
         k = make_kernel(1, config=config, trace="sched:sched_switch")
         k.kthread_run(lambda k: k.msleep(1), "sleeper")
-        k.run(until=5 * MS)
+        k.run(until=20 * MS)
         switches = events(k, "sched:sched_switch")
         assert len(switches) >= 3
         assert {_flags(format_event(e)) for e in switches} == want
@@ -65,8 +65,8 @@ def test_sched_waking_precedes_each_sched_wakeup_under_pi_lock_then_rq_lock() ->
         return IRQ_HANDLED
 
     k.request_irq(24, top, name="dev")
-    k.call_at(3 * MS, k.raise_irq, 24)
-    k.run(until=5 * MS)
+    k.call_at(12 * MS, k.raise_irq, 24)  # msleep(1) at HZ=250 ends on the tick at 8 ms
+    k.run(until=20 * MS)
     evs = [e for e in k.trace.events() if e.fields.get("comm") == "waiter" and e.ts > 0]
     assert [e.name for e in evs] == ["sched:sched_waking", "sched:sched_wakeup"] * 2
     assert evs[0].fields == evs[1].fields

@@ -462,7 +462,7 @@ def test_restart_stops_on_need_resched() -> None:
     k = make_kernel(cpus=1)
 
     async def sleeper(k: Kernel) -> None:
-        await k.msleep(1)  # wakes at 1 ms, in the middle of the softirq run
+        await k.usleep_range(1000, 1000)  # wakes at 1 ms, in the middle of the softirq run
 
     k.kthread_run(sleeper, "sleeper", cpu=0)
     runs = self_reraising(k, NET_RX, 20, 100 * US)

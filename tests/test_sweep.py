@@ -23,6 +23,8 @@ def test_axis_ranges_include_stop_and_lists_take_any_values() -> None:
     assert axis.values == ("per-cpu-threads", "cmwq")
     assert parse_axis("device.eth0.napi=false,true").values == (False, True)
     assert parse_axis("machine.cpus=4").values == (4,)
+    # presets are names, even those that look like numbers (6.10 is not 6.1)
+    assert parse_axis("machine.preset=2.6,6.10,6.13-rt").values == ("2.6", "6.10", "6.13-rt")
 
 
 @pytest.mark.parametrize(

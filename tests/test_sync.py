@@ -101,7 +101,7 @@ def test_mutex_excludes_and_only_the_owner_unlocks() -> None:
 
     k.kthread_run(worker, "w0", cpu=0)
     k.kthread_run(worker, "w1", cpu=1)
-    k.run(until=20 * MS)
+    k.run(until=100 * MS)  # six msleep(1) in turn, each one or two ticks of 4 ms
     assert peak[0] == 1 and not m.locked
     assert k.statistics().oopses == ()
 

@@ -218,6 +218,49 @@ def test_forced_threading_skips_no_thread_and_oneshot_and_splits_threaded_handle
     assert not [t for t in k.tasks if t.comm.startswith("irq/0-")]
 
 
+def test_forced_threading_comes_before_the_sharing_checks() -> None:
+    """__setup_irq forces threading first, then compares the sharers' flags: every
+    sharer of a forced-threaded line runs in its own thread (not the second one in
+    hard-IRQ context), and a threaded sharer without IRQF_ONESHOT is accepted because
+    forcing gave both actions ONESHOT."""
+    k = make(threadirqs=True)
+    where: dict[str, str] = {}
+
+    def rec(name: str) -> Any:
+        def h(irq: int, dev: object) -> Any:
+            where[name] = "hardirq" if k.in_hardirq() else k.current().comm
+            return IRQ_HANDLED
+
+        return h
+
+    def wake(irq: int, dev: object) -> Any:
+        where["mmc-primary"] = "hardirq" if k.in_hardirq() else k.current().comm
+        return IRQ_WAKE_THREAD
+
+    k.request_irq(11, rec("usb"), flags=IRQF_SHARED, name="usb", dev_id="U")
+    k.request_irq(11, rec("snd"), flags=IRQF_SHARED, name="snd", dev_id="S")
+    k.request_threaded_irq(12, wake, rec("mmc"), IRQF_SHARED, "mmc", "M")
+    k.request_threaded_irq(12, wake, rec("sdio"), IRQF_SHARED, "sdio", "D")  # no ONESHOT
+    k.call_at(10 * US, k.raise_irq, 11)
+    k.call_at(20 * US, k.raise_irq, 12)
+    k.run(until=MS)
+    assert where["usb"] == "irq/11-usb" and where["snd"] == "irq/11-snd"
+    assert where["mmc"] == "irq/12-s-mmc" and where["mmc-primary"].startswith("irq/12-")
+
+
+def test_a_no_thread_sharer_joins_a_forced_threaded_line_only_through_request_irq() -> None:
+    """Forcing gave the first action IRQF_ONESHOT.  An IRQF_NO_THREAD sharer keeps its
+    hard handler without it: through request_threaded_irq the ONESHOT flags differ
+    (EBUSY, as on 6.13); request_irq adds IRQF_COND_ONESHOT, which agrees to ONESHOT."""
+    k = make(threadirqs=True)
+    k.request_irq(11, lambda i, d: IRQ_HANDLED, flags=IRQF_SHARED, name="usb", dev_id="U")
+    no_thread = IRQF_SHARED | IRQF_NO_THREAD
+    with pytest.raises(RequestError, match=r"Flags mismatch irq 11.*IRQF_ONESHOT differs"):
+        k.request_threaded_irq(11, lambda i, d: IRQ_HANDLED, None, no_thread, "t", "T")
+    k.request_irq(11, lambda i, d: IRQ_HANDLED, flags=no_thread, name="t", dev_id="T")
+    assert [a.name for a in k.genirq.descs[11].actions] == ["usb", "t"]
+
+
 def test_shared_oneshot_line_unmasks_after_every_woken_thread_finished() -> None:
     """Invariant 39 (shared): each ONESHOT action has its own bit; the level line is
     unmasked only when both woken threads have finished."""
@@ -226,7 +269,7 @@ def test_shared_oneshot_line_unmasks_after_every_woken_thread_finished() -> None
 
     def thread_for(name: str, ms: int) -> Any:
         async def fn(irq: int, dev: object) -> Any:
-            await k.msleep(ms)
+            await k.usleep_range(ms * 1000, ms * 1000)
             done[name] = k.now()
             if len(done) == 2:
                 k.set_irq_level(irq, False)
@@ -259,7 +302,7 @@ def test_free_irq_stops_the_thread() -> None:
     k.run(until=100 * US)
     assert k.free_irq(24) == "eth0"
     assert k.now() >= 2 * MS
-    k.run(until=5 * MS)
+    k.run(until=k.now() + 5 * MS)
     (t,) = [t for t in k.tasks if t.comm == "irq/24-eth0"]
     assert t.state == "X"
 

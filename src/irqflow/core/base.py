@@ -27,6 +27,7 @@ from irqflow.core.kthread import FAILED, Ready, step_coroutine
 from irqflow.core.observe import LatencySink, TraceSink
 
 if TYPE_CHECKING:
+    from irqflow.core.hrtimer import Hrtimers
     from irqflow.core.irq.manage import Genirq
     from irqflow.core.sched import Scheduler
     from irqflow.core.softirq import Softirqs
@@ -52,6 +53,7 @@ class KernelBase:
     sched: Scheduler
     softirqs: Softirqs
     timers: Timers
+    hrtimers: Hrtimers
     genirq: Genirq
     wq: Workqueues
     _log: list[LogRecord]

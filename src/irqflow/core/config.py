@@ -163,6 +163,9 @@ class KernelConfig:
     rt_bandwidth: str = setting("fair_server", choices=RT_BANDWIDTHS)
     #: the timer wheel (TIMER_WHEELS)
     timer_wheel: str = setting("lazy", choices=TIMER_WHEELS)
+    #: msleep adds a jiffy to its timeout, as every kernel before 6.13 did (6.13 relies
+    #: on the lazy wheel's rounding up instead)
+    msleep_extra_jiffy: bool = False
     #: CONFIG_PREEMPT_COUNT (every PREEMPT_DYNAMIC kernel): the idle loop runs with
     #: preempt_count 1 (an interrupt on an idle CPU traces as ``d.h1.``) and the
     #: scheduler's own locks show in its tracepoints (``sched_switch`` at ``d..2.``).
@@ -288,11 +291,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "timer_wheel": "cascading",
         "preempt_model": "voluntary",
         "preempt_count": False,
+        "msleep_extra_jiffy": True,
         "ksoftirqd_defers": False,
         "netdev_budget_usecs": 2000,
     },
     # 4.9-6.4: irq_exit leaves softirqs to a running ksoftirqd (commit 4cd13c21b207)
     "4.9": {
+        "msleep_extra_jiffy": True,
         "fair_class": "cfs",
         "rt_bandwidth": "throttle",
         "ksoftirqd_defers": True,

@@ -88,15 +88,18 @@ class Cpu:
         "current",
         "engine_state",
         "halted",
+        "hrtimers",
         "idle_task",
         "in_net_rx_action",
         "irqs_on",
         "irr",
         "ksoftirqd",
         "ksoftirqd_wakeups",
+        "ktimers",
         "need_resched",
         "nr",
         "nr_switches",
+        "pending_timer_softirq",
         "poll_list",
         "preempt_count",
         "rq",
@@ -107,6 +110,7 @@ class Cpu:
         "softirq_raises",
         "tasklet_hi_vec",
         "tasklet_vec",
+        "tick_due",
         "time_squeeze",
         "timers",
         "times",
@@ -148,8 +152,17 @@ class Cpu:
         self.time_squeeze = 0
         #: BH workqueue pools of this CPU (6.9+): [normal, highpri] lists of work items
         self.bh_work: tuple[deque[Any], deque[Any]] = (deque(), deque())
-        #: kernel timers of this CPU: heap of (expires jiffies, seq, flow)
+        #: the timer wheel of this CPU: heap of (fire jiffy, expiry order, Timer)
         self.timers: list[tuple[int, int, Any]] = []
+        #: the hrtimer bases of this CPU: [hard, soft] heaps of (expires ns, seq, HrTimer)
+        self.hrtimers: tuple[list[Any], list[Any]] = ([], [])
+        #: the engine's tick is what raised the local timer vector now (not only an
+        #: hrtimer's clock event): the LOC handler runs the tick's work
+        self.tick_due = False
+        #: forced threading: TIMER/HRTIMER softirqs raised for ``ktimers/N``
+        #: (``pending_timer_softirq``), kept out of softirq_pending until it runs
+        self.pending_timer_softirq = 0
+        self.ktimers: Task | None = None
         self.ksoftirqd_wakeups = 0
         #: context switches on this CPU (/proc/stat ctxt)
         self.nr_switches = 0

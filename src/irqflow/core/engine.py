@@ -123,7 +123,17 @@ class Engine(Protocol):
         checked wherever the machine's state may have changed before time moves on."""
 
     def ensure_tick(self, c: Cpu) -> None:
-        """``c`` has armed a timer: keep its tick running (NO_HZ stops it otherwise)."""
+        """``c`` has armed a timer: keep its tick running (NO_HZ stops it otherwise).
+
+        The tick itself is the engine's: each period it sets ``c.tick_due`` and puts the
+        local timer vector in ``c.irr``.  An idle CPU's tick stops; the engine then wakes
+        it for ``k.timers.next_event(c)`` (a jiffy) and for nothing else."""
+
+    def program_event(self, c: Cpu, t_ns: int) -> None:
+        """Program ``c``'s clock event for its hrtimers: put the local timer vector in
+        ``c.irr`` at ``t_ns`` (without ``tick_due``) unless an earlier request is
+        pending.  When it fires, the engine asks ``k.hrtimers.next_event(c)`` again:
+        timers cancelled since cost no interrupt, and a later head is re-programmed."""
 
     def cpu_times(self, c: Cpu) -> dict[str, int]:
         """``c``'s CPU time by category so far, the part under way included."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from irqflow.core.constants import HARDIRQ_OFFSET
+from irqflow.core.constants import HARDIRQ_MASK, HARDIRQ_OFFSET
 from irqflow.core.cpu import (
     INTERRUPT_MASK,
     IRQ,
@@ -25,7 +25,7 @@ from irqflow.core.cpu import (
     RESCHEDULE_VECTOR,
     context_name,
 )
-from irqflow.core.softirq import handle_softirqs, invoke_softirq
+from irqflow.core.softirq import handle_softirqs, invoke_softirq, wake_timersd
 from irqflow.core.timer import run_local_timers
 
 if TYPE_CHECKING:
@@ -70,10 +70,13 @@ def irq_enter(k: KernelBase, c: Cpu, irq: int) -> None:
 
 def irq_exit(k: KernelBase, c: Cpu) -> None:
     """Drop HARDIRQ_OFFSET; run softirqs here only if some are pending and we did not
-    interrupt interrupt context (invariants 8, 9)."""
+    interrupt interrupt context (invariants 8, 9); under forced threading, wake
+    ``ktimers/N`` for the timer softirqs raised for it (unless still in hard IRQ)."""
     c.preempt_count -= HARDIRQ_OFFSET
     if c.softirq_pending and not c.preempt_count & INTERRUPT_MASK and invoke_softirq(k, c):
         handle_softirqs(k, c)
+    if c.pending_timer_softirq and not c.preempt_count & HARDIRQ_MASK:
+        wake_timersd(k, c)
 
 
 def do_irq(k: KernelBase, c: Cpu, irq: int, t_presented: int | None = None) -> None:
@@ -93,7 +96,10 @@ def do_irq(k: KernelBase, c: Cpu, irq: int, t_presented: int | None = None) -> N
 
 
 def do_local_timer(k: KernelBase, c: Cpu) -> None:
-    """The tick (x86 ``sysvec_apic_timer_interrupt``): LOC in /proc/interrupts."""
+    """The local APIC timer interrupt (x86 ``sysvec_apic_timer_interrupt``, LOC in
+    /proc/interrupts): ``hrtimer_interrupt`` expires the due hrtimers, and when the
+    engine's tick is what fired (``c.tick_due``), the tick's work runs: timers, then the
+    scheduler (``update_process_times``)."""
     c.preempt_count += HARDIRQ_OFFSET
     c.arch_counts["LOC"] += 1
     if k.tracing:
@@ -101,9 +107,14 @@ def do_local_timer(k: KernelBase, c: Cpu) -> None:
     cost = k.costs.tick
     if cost:
         k.engine.busy(c, cost)
-    run_local_timers(k, c)  # update_process_times: timers first, then the scheduler
-    k.sched.tick(c)
-    k.lat.fold()  # observers' housekeeping: latency samples into their buckets
+    hard, soft = c.hrtimers
+    if hard or soft:
+        k.hrtimers.interrupt(k, c)
+    if c.tick_due:
+        c.tick_due = False
+        run_local_timers(k, c)
+        k.sched.tick(c)
+        k.lat.fold()  # observers' housekeeping: latency samples into their buckets
     if k.tracing:
         k.trace.emit(c, "irq_vectors:local_timer_exit", {"vector": 236})
     irq_exit(k, c)

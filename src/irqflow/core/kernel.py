@@ -16,9 +16,11 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from irqflow.core import cpu as cpumod
+from irqflow.core import sleep
 from irqflow.core.config import KernelConfig, PathCosts
 from irqflow.core.constants import (
     HI_SOFTIRQ,
+    HRTIMER_SOFTIRQ,
     NR_SOFTIRQS,
     SOFTIRQ_NAMES,
     TASKLET_SOFTIRQ,
@@ -29,6 +31,7 @@ from irqflow.core.context import ContextApi
 from irqflow.core.cpu import Cpu
 from irqflow.core.engine import Engine
 from irqflow.core.errors import IrqflowError, claim, refuse_async
+from irqflow.core.hrtimer import Hrtimers, run_hrtimer_softirq
 from irqflow.core.irq.manage import Genirq
 from irqflow.core.kthread import DONE, Ready
 from irqflow.core.napi import (
@@ -41,7 +44,7 @@ from irqflow.core.napi import (
 from irqflow.core.observe import LatencySink, NullLatency, NullTrace, TraceSink
 from irqflow.core.rq import RunQueue
 from irqflow.core.sched import Scheduler, Task
-from irqflow.core.softirq import Softirqs, ksoftirqd_body, raise_softirq_irqoff
+from irqflow.core.softirq import Softirqs, ksoftirqd_body, ktimers_body, raise_softirq_irqoff
 from irqflow.core.sync import Completion, Mutex, WaitQueueHead
 from irqflow.core.sync import wait_event as _wait_event
 from irqflow.core.tasklet import (
@@ -98,7 +101,9 @@ class KernelCore(ContextApi):
         self.softirqs.open_kernel(HI_SOFTIRQ, tasklet_hi_action)
         self.softirqs.open_kernel(TASKLET_SOFTIRQ, tasklet_action)
         self.softirqs.open_kernel(TIMER_SOFTIRQ, run_timer_softirq)
+        self.softirqs.open_kernel(HRTIMER_SOFTIRQ, run_hrtimer_softirq)
         self.timers = Timers(self)
+        self.hrtimers = Hrtimers(self)
         self.genirq = Genirq(self)
         self.wq = Workqueues(self)
         for c in self.cpus:
@@ -106,6 +111,13 @@ class KernelCore(ContextApi):
         for c in self.cpus:
             c.ksoftirqd = self.sched.spawn(f"ksoftirqd/{c.nr}", c.nr, self._ksoftirqd, start=False)
             c.ksoftirqd.is_ksoftirqd = True
+        if self.config.threadirqs:
+            # forced threading: the timer softirqs run in ktimers/N (SCHED_FIFO 1)
+            for c in self.cpus:
+                c.ktimers = self.sched.spawn(
+                    f"ktimers/{c.nr}", c.nr, self._ktimers, policy="fifo", prio=1, start=False
+                )
+                c.ktimers.is_ksoftirqd = True  # its softirq time is its own run time
         self.wq.boot()
         self.engine.boot()
 
@@ -121,6 +133,9 @@ class KernelCore(ContextApi):
 
     def _ksoftirqd(self) -> None:
         ksoftirqd_body(self)
+
+    def _ktimers(self) -> None:
+        ktimers_body(self)
 
     def _idle_body(self) -> None:
         """The idle task (``do_idle``): halt until there is something to do, then let the
@@ -333,18 +348,52 @@ class KernelCore(ContextApi):
         )
 
     def msleep(self, ms: float) -> Ready[None]:
-        """Sleep ``ms`` milliseconds in process context (never in atomic context).  Like
-        the kernel's ``msleep``, an early wake-up only sends the task back to sleep for
-        the time that is left.  ``await k.msleep(ms)`` works in an ``async def`` body."""
-        c = self._this_cpu("msleep")
-        self.might_sleep(f"msleep({ms})")
-        if not ms >= 0 or ms == math.inf:
-            raise ValueError(f"msleep({ms!r}): give a finite, non-negative number of ms")
-        deadline = self.engine.now + int(ms * 1_000_000)
-        while self.engine.now < deadline:
-            self.engine.sleep_until(c, deadline)
-            c = self._this_cpu("msleep")
+        """Sleep at least ``ms`` milliseconds in process context (never in atomic
+        context), as the kernel's ``msleep``: a timer on the wheel wakes the task from
+        TIMER_SOFTIRQ, so the sleep ends on a tick, up to a jiffy late at level 0 (more
+        for long sleeps), and the task sleeps as TASK_UNINTERRUPTIBLE (``D``).  An early
+        wake-up only sends it back to sleep for the time left.  ``await k.msleep(ms)``
+        works in an ``async def`` body.  For sleeps exact to the microsecond use
+        :meth:`usleep_range` or :meth:`fsleep`."""
+        self._check_sleep("msleep", ms, "ms")
+        sleep.msleep(self, ms)
         return DONE
+
+    def usleep_range(self, min_us: float, max_us: float) -> Ready[None]:
+        """Sleep between ``min_us`` and ``max_us`` microseconds on an hrtimer (process
+        context only): on a quiet CPU the wake-up comes at ``max_us``, earlier only if
+        another local timer interrupt falls in the range.  The task sleeps as ``D``."""
+        self._check_sleep("usleep_range", min_us, "us")
+        self._check_sleep("usleep_range", max_us, "us")
+        if max_us < min_us:
+            raise ValueError(
+                f"usleep_range({min_us!r}, {max_us!r}): max_us is below min_us; give a "
+                "range min_us <= max_us (the slack lets the kernel batch wake-ups)"
+            )
+        sleep.usleep_range(self, min_us, max_us)
+        return DONE
+
+    def fsleep(self, us: float) -> Ready[None]:
+        """Sleep ``us`` microseconds with at most 25% slack, as the kernel's ``fsleep``:
+        ``udelay`` up to 10 us, ``usleep_range(us, us * 1.25)`` below four ticks,
+        ``msleep`` beyond."""
+        self._check_sleep("fsleep", us, "us")
+        if us <= 10:
+            if us > 0:
+                self.udelay(us)
+        elif us < sleep.usleep_range_upper_bound_us(self):
+            return self.usleep_range(us, us + int(us) // 4)
+        else:
+            return self.msleep(math.ceil(us / 1000))
+        return DONE
+
+    def _check_sleep(self, what: str, value: float, unit: str) -> None:
+        self._this_cpu(what)
+        self.might_sleep(f"{what}({value})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{what}({value!r}): give a number of {unit}")
+        if not value >= 0 or value == math.inf:
+            raise ValueError(f"{what}({value!r}): give a finite, non-negative number of {unit}")
 
     def completion(self) -> Completion:
         """A new ``struct completion`` (``.complete()``, ``await .wait()``)."""

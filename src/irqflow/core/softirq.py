@@ -84,6 +84,47 @@ def raise_softirq_irqoff(k: KernelBase, c: Cpu, nr: int, *, wake: bool = True) -
         wakeup_softirqd(k, c, "raised from task context")
 
 
+def raise_timer_softirq(k: KernelBase, c: Cpu, nr: int) -> None:
+    """``raise_timer_softirq`` (hard-IRQ context: the tick, ``hrtimer_interrupt``).
+    Under forced threading the bit goes to ``ktimers/N``'s own mask, which ``irq_exit``
+    hands to that thread; otherwise it is an ordinary ``__raise_softirq_irqoff``."""
+    if c.ktimers is None:
+        raise_softirq_irqoff(k, c, nr, wake=False)
+        return
+    if k.tracing:
+        k.trace.emit(c, "irq:softirq_raise", {"vec": int(nr)})
+    bit = 1 << nr
+    if not (c.pending_timer_softirq | c.softirq_pending) & bit:
+        c.softirq_raise_ts[nr] = k.engine.now
+    c.pending_timer_softirq |= bit
+    c.softirq_raises[nr] += 1
+
+
+def wake_timersd(k: KernelBase, c: Cpu) -> None:
+    """``wake_timersd``: from ``irq_exit`` outside interrupt context, with timer
+    softirqs raised for ``ktimers/N``."""
+    t = c.ktimers
+    if t is not None and t.state != RUNNING:
+        k.sched.wake_up_process(t)
+
+
+def ktimers_body(k: KernelBase) -> None:
+    """``ktimers/N`` (``run_ktimerd``): SCHED_FIFO 1 under forced threading.  It moves the
+    timer softirqs raised for it into the pending mask and runs ``__do_softirq``, which
+    runs *every* pending vector, not only TIMER and HRTIMER."""
+    c = k._this_cpu("ktimers")
+    while True:
+        if not c.pending_timer_softirq:
+            k.sched.block(c, "S")
+            continue
+        c.irqs_on = False
+        c.softirq_pending |= c.pending_timer_softirq
+        c.pending_timer_softirq = 0
+        handle_softirqs(k, c, ksirqd=True)
+        k.irq_enable(c)
+        k.sched.cond_resched(c)
+
+
 def wakeup_softirqd(k: KernelBase, c: Cpu, reason: str) -> None:
     t = c.ksoftirqd
     if t.state == RUNNING:

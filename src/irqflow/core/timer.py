@@ -1,21 +1,27 @@
-"""Timers on TIMER_SOFTIRQ (kernel/time/timer.c, without the wheel).
+"""Timers on TIMER_SOFTIRQ: the timer wheel (kernel/time/timer.c).
 
 ``Timer(func, data)`` is a ``timer_list``: ``k.add_timer(t, expires)`` arms it on the
-calling CPU's base (CPU 0 when called from outside the machine) for jiffy ``expires``;
-each CPU keeps its timers in a heap ordered by expiry and arming order.  The tick raises
-TIMER_SOFTIRQ only when the earliest timer is due (invariant 63), and
+calling CPU's base (CPU 0 when called from outside the machine) for jiffy ``expires``.
+The tick raises TIMER_SOFTIRQ only when a timer is due (invariant 63), and
 ``run_timer_softirq`` runs every due timer in softirq context on that CPU, never before
-its expiry.  An idle CPU keeps its tick while it has timers pending (NO_HZ stops it only
-when nothing is pending).
+its expiry.  An idle CPU's tick is stopped (NO_HZ): the engine wakes it once, at the
+next timer's expiry (:meth:`Timers.next_event`).
 
-Granularity: a timer fires at the first tick at or after ``expires``, i.e. to the jiffy.
-The kernel's wheel rounds long timeouts *up* to its level's granule (8^n jiffies at level
-n), so a kernel timer set far ahead may fire later than irqflow's; neither ever fires
-early.  Within one jiffy, timers fire in arming order (the kernel's bucket order is
-reverse insertion: a documented difference).
+When a timer fires depends on the wheel (``KernelConfig.timer_wheel``):
+
+* ``"lazy"`` (6.13, the wheel since 4.8): a timer goes into the bucket of level n, whose
+  granularity is 8^n jiffies, chosen by how far ahead it expires (level 0 below 63
+  jiffies, level 1 below 504 ...), and ``calc_index`` rounds its expiry *up* to the next
+  multiple of the granularity, strictly: even at level 0 a timer fires one jiffy after
+  ``expires`` (so the sleep of ``schedule_timeout(n)`` is at least n whole jiffies).  A
+  1 s timer at HZ=1000 fires up to 64 ms late.  Timers collected at one clock run
+  highest level first, and within a bucket newest first (``hlist_add_head``).
+* ``"cascading"`` (2.6): a timer fires at the first tick at or after ``expires``, in
+  arming order; the seed era's ``msleep`` adds the jiffy itself.
 
 The kernel's own periodic work (the spurious-IRQ poller) uses the same base with a
-kernel flow instead of a driver callback.
+kernel flow instead of a driver callback; a *housekeeping* timer like it re-arms forever
+and does not keep :meth:`Kernel.run` going on a quiet machine.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from irqflow.core.constants import TIMER_SOFTIRQ
 from irqflow.core.errors import IrqflowError, claim, refuse_async
 from irqflow.core.kthread import symbol_name
-from irqflow.core.softirq import raise_softirq_irqoff
+from irqflow.core.softirq import raise_timer_softirq
 
 if TYPE_CHECKING:
     from irqflow.core.base import KernelBase
@@ -35,13 +41,51 @@ if TYPE_CHECKING:
 
 TimerFlow = Callable[["KernelBase", "Cpu"], None]
 
+# --- the wheel's geometry (kernel/time/timer.c) --------------------------------------------
+#: each level is 8 times coarser than the one below
+LVL_CLK_SHIFT = 3
+#: 64 buckets per level
+LVL_BITS = 6
+LVL_SIZE = 1 << LVL_BITS
+
+
+def wheel_depth(hz: int) -> int:
+    """LVL_DEPTH: 9 levels when HZ > 100, else 8."""
+    return 9 if hz > 100 else 8
+
+
+def lvl_start(n: int) -> int:
+    """LVL_START(n): the smallest delta (jiffies) that goes to level ``n`` (n >= 1)."""
+    return (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
+
+
+def calc_wheel_index(expires: int, clk: int, depth: int) -> tuple[int, int]:
+    """``calc_wheel_index``: (level, bucket expiry) of a timer for jiffy ``expires``
+    armed when the base's clock reads ``clk``.  The bucket expiry is the jiffy the timer
+    really fires: ``expires`` rounded up, strictly, to the level's granularity; an
+    expired timer (``expires < clk``) fires at the next run of the base."""
+    delta = expires - clk
+    if delta < 0:
+        return 0, clk
+    cutoff = lvl_start(depth)
+    if delta >= cutoff:  # obscenely long: clamp to the wheel's capacity
+        expires = clk + cutoff - (1 << ((depth - 1) * LVL_CLK_SHIFT))
+        level = depth - 1
+    else:
+        level = 0
+        while level < depth - 1 and delta >= lvl_start(level + 1):
+            level += 1
+    shift = level * LVL_CLK_SHIFT
+    return level, ((expires >> shift) + 1) << shift
+
 
 class Timer:
     """``struct timer_list``: ``func(data)`` runs in TIMER_SOFTIRQ once its expiry (in
     jiffies) has come.  It must not sleep."""
 
     __slots__ = (
-        "cpu", "data", "expires", "flow", "func", "name", "owner", "pending", "running", "seq",
+        "bucket", "cpu", "data", "expires", "flow", "func", "housekeeping", "name", "order",
+        "owner", "pending", "running",
     )  # fmt: skip
 
     def __init__(
@@ -51,6 +95,7 @@ class Timer:
         *,
         name: str | None = None,
         flow: TimerFlow | None = None,
+        housekeeping: bool = False,
     ) -> None:
         if flow is None and not callable(func):
             raise TypeError(f"Timer(func={func!r}): func must be callable as func(data)")
@@ -61,14 +106,25 @@ class Timer:
         target: Callable[..., Any] | None = func if func is not None else flow
         self.name = name or (symbol_name(target) if target is not None else "timer")
         self.expires = 0
+        #: the jiffy it fires: ``expires`` as the wheel rounds it
+        self.bucket = 0
         #: armed and not yet run (timer_pending())
         self.pending = False
         #: the callback runs now (del_timer_sync waits for this)
         self.running = False
         self.cpu = 0
-        self.seq = 0
+        #: its place in the base's expiry order (an older heap entry is stale)
+        self.order = 0
+        #: the kernel's own perpetual work: does not keep a quiet machine running
+        self.housekeeping = housekeeping
         #: the machine it serves (set on first use)
         self.owner: object = None
+
+    @property
+    def function(self) -> str:
+        """The callback's symbol, as ``timer_expire_entry`` prints ``function=%ps``."""
+        target: Any = self.func if self.func is not None else self.flow
+        return symbol_name(target)
 
     def __repr__(self) -> str:
         state = "pending" if self.pending else "running" if self.running else "idle"
@@ -76,29 +132,72 @@ class Timer:
 
 
 class Timers:
-    """The timer bases: arming, moving and deleting timers (``add_timer`` ...)."""
+    """The timer bases: arming, moving and deleting timers (``add_timer`` ...).
+
+    Each CPU keeps its timers in ``c.timers``, a heap of ``(fire jiffy, order, timer)``
+    in the wheel's expiry order; an entry whose timer was deleted or re-armed since is
+    stale and skipped."""
 
     def __init__(self, k: KernelBase) -> None:
         self.k = k
-        #: arming order across the machine: the tie-break between equal expiries
+        cfg = k.config
+        self.lazy = cfg.timer_wheel == "lazy"
+        self.depth = wheel_depth(cfg.hz)
+        #: arming order across the machine
         self.seq = 0
+        #: per CPU: run_timer_softirq is expiring timers (the base's clock is a jiffy ahead)
+        self.expiring = [False] * len(k.cpus)
 
     def arm(self, c: Cpu, t: Timer, expires: int) -> None:
         """Put ``t`` on ``c``'s base for jiffy ``expires`` (an older entry goes stale)."""
         if t.owner is not self.k:
             claim(t, self.k, f"arming timer {t.name}")
         self.seq += 1
-        t.seq = self.seq
+        seq = self.seq
+        if self.lazy:
+            # forward_timer_base: the base's clock is jiffies, one ahead while it expires
+            clk = self.k.jiffies + (1 if self.expiring[c.nr] else 0)
+            level, bucket = calc_wheel_index(expires, clk, self.depth)
+            # one clock's timers: the highest level first, newest first in a bucket
+            order = -((level << 48) + seq)
+        else:
+            bucket, order = expires, seq
         t.expires = expires
+        t.bucket = bucket
+        t.order = order
         t.cpu = c.nr
         t.pending = True
-        heapq.heappush(c.timers, (expires, t.seq, t))
+        heapq.heappush(c.timers, (bucket, order, t))
         self.k.engine.ensure_tick(c)
 
-    def add_kernel_timer(self, c: Cpu, expires: int, fn: TimerFlow) -> None:
+    def add_kernel_timer(
+        self, c: Cpu, expires: int, fn: TimerFlow, *, housekeeping: bool = False
+    ) -> Timer:
         """Arm the kernel flow ``fn(k, c)`` to run from TIMER_SOFTIRQ on ``c`` at
         ``expires``."""
-        self.arm(c, Timer(None, flow=fn), expires)
+        t = Timer(None, flow=fn, housekeeping=housekeeping)
+        self.arm(c, t, expires)
+        return t
+
+    def next_event(self, c: Cpu) -> int | None:
+        """The jiffy ``c``'s next timer fires (``get_next_timer_interrupt``), None if it
+        has none: what a CPU whose tick is stopped programs its clock event for."""
+        timers = c.timers
+        while timers:
+            _, order, t = timers[0]
+            if t.pending and t.order == order:
+                bucket: int = t.bucket
+                return bucket
+            heapq.heappop(timers)  # stale: deleted or re-armed
+        return None
+
+    def busy(self) -> bool:
+        """A timer other than the kernel's perpetual housekeeping is pending."""
+        return any(
+            t.pending and t.order == order and not t.housekeeping
+            for c in self.k.cpus
+            for _, order, t in c.timers
+        )
 
     def _cpu(self) -> Cpu:
         c = self.k.engine.current_cpu
@@ -145,33 +244,40 @@ def add_kernel_timer(k: KernelBase, c: Cpu, expires: int, fn: TimerFlow) -> None
 
 
 def run_local_timers(k: KernelBase, c: Cpu) -> None:
-    """From the tick (hardirq): raise TIMER_SOFTIRQ once if a timer is due."""
+    """From the tick (hardirq): raise TIMER_SOFTIRQ once if a timer is due (for
+    ``ktimers/N`` under forced threading)."""
     timers = c.timers
     if timers and timers[0][0] <= k.jiffies:
-        raise_softirq_irqoff(k, c, TIMER_SOFTIRQ, wake=False)
+        raise_timer_softirq(k, c, TIMER_SOFTIRQ)
 
 
 def run_timer_softirq(k: KernelBase, c: Cpu) -> None:
-    """TIMER_SOFTIRQ's kernel action: run every due timer, earliest first."""
+    """TIMER_SOFTIRQ's kernel action: run every due timer in the wheel's order."""
     timers = c.timers
     now = k.jiffies
-    due: list[Timer] = []
+    due: list[tuple[int, Timer]] = []
     while timers and timers[0][0] <= now:
-        _, seq, t = heapq.heappop(timers)
-        if t.pending and t.seq == seq:  # else deleted or re-armed since: a stale entry
-            due.append(t)
-    for t in due:
-        if not t.pending:
-            continue  # deleted by an earlier callback of this run
-        t.pending = False
-        t.running = True
-        if k.tracing:
-            k.trace.emit(c, "timer:timer_expire_entry", {"timer": t.name, "now": now,
-                                                          "function": t.name})  # fmt: skip
-        if t.flow is not None:
-            t.flow(k, c)
-        else:
-            k._call(c, t.func, (t.data,), f"timer {t.name}")  # type: ignore[arg-type]
-        if k.tracing:
-            k.trace.emit(c, "timer:timer_expire_exit", {"timer": t.name})
-        t.running = False
+        entry = heapq.heappop(timers)
+        if entry[2].pending and entry[2].order == entry[1]:  # else deleted or re-armed
+            due.append((entry[1], entry[2]))
+    base = k.timers
+    base.expiring[c.nr] = True
+    try:
+        for order, t in due:
+            if not t.pending or t.order != order:
+                continue  # deleted or re-armed by an earlier callback of this run
+            t.pending = False
+            t.running = True
+            if k.tracing:
+                k.trace.emit(c, "timer:timer_expire_entry",
+                             {"timer": t.name, "function": t.function, "now": now,
+                              "baseclk": t.bucket})  # fmt: skip
+            if t.flow is not None:
+                t.flow(k, c)
+            else:
+                k._call(c, t.func, (t.data,), f"timer {t.name}")  # type: ignore[arg-type]
+            if k.tracing:
+                k.trace.emit(c, "timer:timer_expire_exit", {"timer": t.name})
+            t.running = False
+    finally:
+        base.expiring[c.nr] = False

@@ -132,6 +132,10 @@ class Workqueue:
         self.inserted = [0] * n
         self.finished = [0] * n
         self.workers: list[Task] = []
+        #: per list: its thread sleeps on ``more_work`` (waiting for an item), the only
+        #: sleep queue_work wakes it from (not one inside a work function: an msleep);
+        #: a new thread waits for its first item
+        self.waiting = [True] * n
         self.destroyed = False
 
     def __repr__(self) -> str:
@@ -146,7 +150,8 @@ def worker_thread(k: KernelBase, wq: Workqueue, i: int) -> None:
         if not lst:
             if wq.destroyed:
                 return
-            k.sched.block(c, "S")  # 2.6 worker_thread: TASK_INTERRUPTIBLE
+            wq.waiting[i] = True
+            k.sched.block(c, "S")  # 2.6 worker_thread: TASK_INTERRUPTIBLE on more_work
             continue
         w = lst.popleft()
         w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)
@@ -322,7 +327,9 @@ class Workqueues:
         wq.inserted[i] += 1
         self.trace_queue(wq, w, cpu, i)
         self.trace_activate(w)
-        self.k.sched.wake_up_process(wq.workers[i])
+        if wq.waiting[i]:
+            wq.waiting[i] = False  # wake_up(&cwq->more_work) takes it off the wait queue
+            self.k.sched.wake_up_process(wq.workers[i])
 
     def queue_work_on(self, cpu: int, wq: Workqueue, w: Work) -> bool:
         """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending."""
@@ -446,8 +453,10 @@ class Workqueues:
             raise IrqflowError("destroy_workqueue(events): the system workqueue stays")
         self.drain_workqueue(wq)
         wq.destroyed = True
-        for t in wq.workers:
-            self.k.sched.wake_up_process(t)
+        for i, t in enumerate(wq.workers):
+            if wq.waiting[i]:
+                wq.waiting[i] = False
+                self.k.sched.wake_up_process(t)
 
 
 def _worker_body(k: KernelBase, wq: Workqueue, i: int) -> Callable[[], None]:

@@ -87,12 +87,14 @@ class SimCpu:
     __slots__ = (
         "busy",
         "halted",
+        "hr_at",
         "idle_since",
         "lockup_reported",
         "seg_cat",
         "seg_on",
         "seg_start",
-        "tick_armed",
+        "tick_at",
+        "tick_token",
         "token",
         "touched",
     )
@@ -109,7 +111,12 @@ class SimCpu:
         #: suspended in ``halt`` (idle)
         self.halted = False
         self.idle_since = 0
-        self.tick_armed = False
+        #: when the tick fires next (NEVER: stopped), and the token of that event (an
+        #: older tick event on the heap is stale)
+        self.tick_at = NEVER
+        self.tick_token = 0
+        #: when the clock event is programmed for the CPU's hrtimers (NEVER: it is not)
+        self.hr_at = NEVER
         #: the last moment the watchdog thread could have run on this CPU: a switch, idle,
         #: or a tick that found the CPU preemptible (the soft-lockup detector)
         self.touched = 0
@@ -156,6 +163,9 @@ class SimEngine:
         self._tasks: list[Task] = []
         self._period = kernel.config.tick_period_ns
         self._lockup_ns = kernel.config.softlockup_thresh_ns
+        #: the tick's event function, bound once so that heap entries can be told by
+        #: identity (each ``self._tick`` access makes a new bound method)
+        self._tick_evt = self._tick
 
     # ------------------------------------------------------------------ setup
     def add_task(self, t: Task) -> None:
@@ -204,8 +214,11 @@ class SimEngine:
         self._become_hub("run()")
         self._until = NEVER - 1 if until is None else until
         heap = self._heap
+        tick = self._tick_evt
         try:
             while heap[0][0] <= self._until:
+                if until is None and heap[0][2] is tick and self._quiet():
+                    break  # only housekeeping is left: the machine is quiet
                 t, _, fn, a, b = heapq.heappop(heap)
                 self.now = t
                 fn(a, b)
@@ -226,7 +239,7 @@ class SimEngine:
         self._waiters.append(waiter)
         try:
             while not pred():
-                if heap[0][0] == NEVER:
+                if heap[0][0] == NEVER or (heap[0][2] is self._tick_evt and self._quiet()):
                     raise IrqflowError(
                         f"{what} can never finish: at t={self.now} ns the machine is idle and "
                         "nothing else is scheduled"
@@ -367,10 +380,11 @@ class SimEngine:
             st.lockup_reported = False
             hub.switch()
             c.halted = st.halted = False  # _leave_idle(), inlined
-            c.times[IDLE] += self.now - st.idle_since
-            st.touched = self.now
-            if not st.tick_armed:
-                self.ensure_tick(c)
+            now = self.now
+            c.times[IDLE] += now - st.idle_since
+            st.touched = now
+            if st.tick_at - now > self._period:
+                self.ensure_tick(c)  # the tick was stopped: restart it on its grid
         take_pending_irqs(self.k, c)
 
     def _leave_idle(self, c: Cpu, st: SimCpu) -> None:
@@ -468,22 +482,71 @@ class SimEngine:
             self._enter(c, None)
 
     def ensure_tick(self, c: Cpu) -> None:
-        """Keep ``c``'s tick running (it left idle, or a timer was armed on it)."""
+        """Keep ``c``'s tick running (it left idle, or a timer was armed on it): the next
+        tick on the grid of the period, unless one comes sooner."""
         st: SimCpu = c.engine_state
-        if not st.tick_armed:
-            st.tick_armed = True
-            self._push((self.now // self._period + 1) * self._period, self._tick, c, None)
+        at = (self.now // self._period + 1) * self._period
+        if at < st.tick_at:
+            self._arm_tick(st, c, at)
 
-    def _tick(self, c: Cpu, _: Any) -> None:
+    def _arm_tick(self, st: SimCpu, c: Cpu, at: int) -> None:
+        st.tick_token += 1
+        st.tick_at = at
+        self._push(at, self._tick_evt, c, st.tick_token)
+
+    def _tick(self, c: Cpu, token: int) -> None:
+        """The tick (``tick_sched_timer``).  On an idle CPU it is stopped (NO_HZ): the
+        clock event is programmed for the CPU's next timer instead, and the interrupt
+        comes only when that timer is due."""
         st: SimCpu = c.engine_state
-        if st.halted and not c.timers:
-            st.tick_armed = False  # NO_HZ idle: the tick stops on an idle CPU
-            return
-        self._push(self.now + self._period, self._tick, c, None)
-        if not st.halted:
+        if token != st.tick_token:
+            return  # re-armed since
+        st.tick_at = NEVER
+        if st.halted:
+            nxt = self.k.timers.next_event(c)
+            if nxt is None:
+                return  # nothing to wake for: the tick stays stopped
+            at = nxt * self._period
+            if at > self.now:
+                self._arm_tick(st, c, at)  # tick_nohz_stop_tick: the next timer's jiffy
+                return
+        else:
             self._watchdog(c, st)
+        self._arm_tick(st, c, self.now + self._period)
+        c.tick_due = True
         c.irr[LOCAL_TIMER_VECTOR] = None
         self._deliver_evt(c, None)
+
+    def program_event(self, c: Cpu, t_ns: int) -> None:
+        """Program ``c``'s clock event for its hrtimers (the earliest request wins)."""
+        st: SimCpu = c.engine_state
+        if t_ns < st.hr_at:
+            st.hr_at = t_ns
+            self._push(t_ns, self._hrtimer_evt, c, t_ns)
+
+    def _hrtimer_evt(self, c: Cpu, at: int) -> None:
+        st: SimCpu = c.engine_state
+        if st.hr_at != at:
+            return  # programmed earlier since; that interrupt programs the next one
+        st.hr_at = NEVER
+        nxt = self.k.hrtimers.next_event(c)
+        if nxt is None:
+            return  # its timers were cancelled (hrtimer_cancel reprograms the device)
+        if nxt > self.now:
+            self.program_event(c, nxt)
+            return
+        c.irr[LOCAL_TIMER_VECTOR] = None
+        self._deliver_evt(c, None)
+
+    def _quiet(self) -> bool:
+        """``run()`` without ``until`` stops here: every CPU idles and nothing is left
+        but stopped ticks that wake for the kernel's perpetual housekeeping timers."""
+        if not all(c.engine_state.halted for c in self.k.cpus):
+            return False
+        tick = self._tick_evt
+        if any(e[2] is not tick and e[0] != NEVER for e in self._heap):
+            return False
+        return not self.k.timers.busy()
 
     def _watchdog(self, c: Cpu, st: SimCpu) -> None:
         """The soft-lockup detector.  The kernel's watchdog thread (SCHED_FIFO 99) runs

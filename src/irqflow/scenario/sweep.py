@@ -40,6 +40,8 @@ from irqflow.scenario.text import csv_cell, quote
 
 #: short forms accepted in sweep keys
 ALIASES = {"rate": ("arrivals", "rate_hz")}
+#: keys whose values are text even when they look like numbers
+TEXT_KEYS = frozenset({"machine.preset"})
 #: the largest grid a sweep runs
 MAX_POINTS = 100_000
 #: how long to wait for a Dask scheduler to answer
@@ -100,6 +102,8 @@ def parse_axis(spec: str) -> Axis:
             (start + i * step) if as_int else round(start + i * step, 12) for i in range(n)
         )
         return Axis(key, values)
+    if key in TEXT_KEYS:  # "2.6" names a preset; it is not the number 2.6
+        return Axis(key, tuple(v.strip() for v in rhs.split(",")))
     return Axis(key, tuple(_value(v) for v in rhs.split(",")))
 
 

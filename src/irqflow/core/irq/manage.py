@@ -227,6 +227,12 @@ class Genirq:
                 f"{what}: thread_fn {thread_fn!r} is not callable as thread_fn(irq, dev_id)"
             )
         name = name or getattr(handler, "__name__", f"irq{irq}")
+        action = IrqAction(irq, handler, flags, name, dev_id, thread_fn)
+        # threadirqs moves the handler into a thread first, adding IRQF_ONESHOT, and only
+        # then are the sharers' flags compared (__setup_irq): so a forced-threaded line
+        # takes further forced-threaded sharers, and refuses an IRQF_NO_THREAD one
+        setup_forced_threading(self.k, action)
+        flags = action.flags
         if desc.actions:
             old = desc.actions[0]
             oldf = old.flags
@@ -248,9 +254,7 @@ class Genirq:
                     f"({desc.name}): {mismatch}",
                 )
             if flags & IRQF_COND_ONESHOT and oldf & IRQF_ONESHOT:
-                flags |= IRQF_ONESHOT
-        action = IrqAction(irq, handler, flags, name, dev_id, thread_fn)
-        setup_forced_threading(self.k, action)
+                action.flags = flags = flags | IRQF_ONESHOT
         if action.flags & IRQF_ONESHOT:
             used = 0
             for other in desc.actions:

@@ -10,7 +10,12 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from irqflow.core.constants import IRQF_SHARED, SPURIOUS_UNHANDLED_LIMIT, SPURIOUS_WINDOW
+from irqflow.core.constants import (
+    IRQF_PERCPU,
+    IRQF_SHARED,
+    SPURIOUS_UNHANDLED_LIMIT,
+    SPURIOUS_WINDOW,
+)
 from irqflow.core.irq.desc import (
     DISABLED,
     INPROGRESS,
@@ -20,7 +25,6 @@ from irqflow.core.irq.desc import (
     IrqDesc,
 )
 from irqflow.core.kthread import symbol_name
-from irqflow.core.timer import add_kernel_timer
 
 if TYPE_CHECKING:
     from irqflow.core.base import KernelBase
@@ -75,8 +79,9 @@ def note_interrupt(k: KernelBase, c: Cpu, desc: IrqDesc, ret: int) -> None:
         desc.state |= SPURIOUS_DISABLED | DISABLED
         desc.depth += 1
         if not k.genirq.spurious_poll_armed:
+            # mod_timer(&poll_spurious_irq_timer): from now on it polls every HZ/10
             k.genirq.spurious_poll_armed = True
-            add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)
+            _arm_poller(k, c)
     desc.irqs_unhandled = 0
 
 
@@ -115,11 +120,16 @@ def _function_ref(func: Callable[..., Any]) -> str:
 
 
 def try_one_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
-    """Run a disabled shared line's actions once, on the poller's behalf (``force``)."""
+    """Run a disabled shared line's actions once, on the poller's behalf (``force``).
+    Skipped as the kernel skips them: per-CPU lines, lines without an action, and lines
+    whose first action is not IRQF_SHARED (no other device on it could care)."""
     from irqflow.core.irq.flow import handle_irq_event  # flow.py imports this module
 
-    if not desc.actions or not desc.actions[0].flags & IRQF_SHARED:
-        return  # only shared lines are polled: another device on the line may care
+    if not desc.actions:
+        return
+    first = desc.actions[0].flags
+    if not first & IRQF_SHARED or first & IRQF_PERCPU:
+        return
     if desc.state & INPROGRESS:
         desc.state |= PENDING  # the CPU running it will look again
         return
@@ -131,19 +141,24 @@ def try_one_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     desc.state &= ~POLL_INPROGRESS
 
 
+def _arm_poller(k: KernelBase, c: Cpu) -> None:
+    """POLL_SPURIOUS_IRQ_INTERVAL (HZ/10) from now; the kernel's own housekeeping, so it
+    does not keep a quiet machine's ``run()`` going."""
+    k.timers.add_kernel_timer(
+        c, k.jiffies + k.config.hz // 10, poll_spurious_irqs, housekeeping=True
+    )
+
+
 def poll_spurious_irqs(k: KernelBase, c: Cpu) -> None:
     """``poll_spurious_irqs``: every HZ/10, run the actions of lines that "nobody cared"
-    disabled, so a device sharing the line still gets served (kernel/irq/spurious.c)."""
-    k.genirq.spurious_poll_armed = False
-    polled = False
+    disabled, so a device sharing the line still gets served (kernel/irq/spurious.c).
+    Once started it re-arms itself for ever, whether or not a line is still disabled
+    (nothing in the kernel ever stops it); IRQ 0, the timer, is never polled."""
     for irq in sorted(k.genirq.descs):
         desc = k.genirq.descs[irq]
-        if not desc.state & SPURIOUS_DISABLED:
+        if not irq or not desc.state & SPURIOUS_DISABLED:
             continue
-        polled = True
         c.irqs_on = False  # local_irq_disable()
         try_one_irq(k, c, desc)
         k.irq_enable(c)
-    if polled:
-        k.genirq.spurious_poll_armed = True
-        add_kernel_timer(k, c, k.jiffies + k.config.hz // 10, poll_spurious_irqs)
+    _arm_poller(k, c)

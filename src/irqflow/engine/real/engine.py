@@ -152,10 +152,22 @@ class RealEngine:
 
     def _tick(self, c: Cpu) -> None:
         st: CpuState = c.engine_state
-        if not c.timers:
+        if self.k.timers.next_event(c) is None:
             st.tick_armed = False  # NO_HZ: no timer armed, no tick
             return
         self.clock.push(self.now + self.period, self._tick, (c,), True)
+        c.tick_due = True
+        c.irr[LOCAL_TIMER_VECTOR] = None
+        self.deliver(c)
+
+    def program_event(self, c: Cpu, t_ns: int) -> None:
+        """The clock event for ``c``'s hrtimers: a local timer interrupt at ``t_ns``."""
+        self.clock.push(t_ns, self._hrtimer_evt, (c,), True)
+
+    def _hrtimer_evt(self, c: Cpu) -> None:
+        nxt = self.k.hrtimers.next_event(c)
+        if nxt is None or nxt > self.now:
+            return  # cancelled since, or a later head, whose own request is queued
         c.irr[LOCAL_TIMER_VECTOR] = None
         self.deliver(c)
 

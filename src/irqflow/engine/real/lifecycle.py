@@ -22,7 +22,13 @@ def quiet(eng: RealEngine, future_timers: bool = False) -> bool:
         st: CpuState = c.engine_state
         if c.irr or c.softirq_pending or st.owner is not None or st.busy_tasks:
             return False
-        if any(t[0] <= jiffies for t in c.timers if t[2].pending):
+        if any(
+            fire <= jiffies
+            for fire, order, t in c.timers
+            if t.pending and t.order == order and not t.housekeeping
+        ):
+            return False
+        if future_timers and eng.k.hrtimers.next_event(c) is not None:
             return False
     if eng.timed_sleeps:
         return False
