@@ -5,9 +5,13 @@ waiting)."""
 from __future__ import annotations
 
 import inspect
+import logging
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from greenlet import GreenletExit
 
 from irqflow.core import cpu as cpumod
 from irqflow.core.config import KernelConfig
@@ -26,6 +30,33 @@ from irqflow.trace.tracer import Tracer
 
 T = TypeVar("T")
 
+#: the kernel log goes to this logger too, at the level its kernel level maps to
+logger = logging.getLogger("irqflow")
+_LEVELS = {
+    "emerg": logging.CRITICAL, "alert": logging.CRITICAL, "crit": logging.CRITICAL,
+    "err": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING,
+    "notice": logging.INFO, "info": logging.INFO, "debug": logging.DEBUG,
+}  # fmt: skip
+#: records the log ring keeps (the kernel's ring buffer is log_buf_len bytes, 128 KiB
+#: with CONFIG_LOG_BUF_SHIFT=17: about 2,000 lines of 60 characters); older ones are
+#: dropped and counted (a record's ``seq`` says how many came before it)
+LOG_BUF_RECORDS = 2048
+#: oops records kept, the same way
+OOPS_BUF_RECORDS = 256
+
+OopsCallback = Callable[[Oops, BaseException], object]
+
+
+class Unwind(BaseException):
+    """Raised by an engine to unwind a context it gives up (the real engine's
+    ``Stopped``): never a fault of the driver code it passes through."""
+
+
+def _unwinding(exc: BaseException) -> bool:
+    """An engine's (or Python's) way of unwinding a stack, not a fault: a greenlet
+    being thrown away, a coroutine being closed, an engine stopping."""
+    return isinstance(exc, Unwind | GreenletExit | GeneratorExit)
+
 
 class KernelBase:
     """Attributes and helpers shared by the mixins that make up ``KernelCore``."""
@@ -38,6 +69,10 @@ class KernelBase:
     _descs: dict[int, IrqDesc]
     _log: list[LogRecord]
     _oopses: list[Oops]
+    #: records made so far (the next one's ``seq``)
+    _log_seq = 0
+    _oops_seq = 0
+    _oops_callbacks: tuple[OopsCallback, ...] = ()
     _bogus_reports: int
     lat: LatencyRecorder
     #: driver code is called directly (sim); else through ``engine.call_driver``
@@ -65,16 +100,40 @@ class KernelBase:
             )
         return c
 
-    def log(self, c: Cpu | None, level: str, text: str) -> None:
-        """Append a kernel log (dmesg) line."""
-        self._log.append(LogRecord(self.engine.now, None if c is None else c.nr, level, text))
+    def log(self, c: Cpu | None, level: str, text: str, exc: BaseException | None = None) -> None:
+        """Append a kernel log (dmesg) line to the ring and hand it to the ``irqflow``
+        logger (an oops with its exception's traceback)."""
+        ring = self._log
+        if ring.__class__ is list:  # the first record: the list becomes a bounded ring
+            ring = self._log = deque(ring, maxlen=LOG_BUF_RECORDS)  # type: ignore[assignment]
+        seq = self._log_seq
+        self._log_seq = seq + 1
+        ring.append(LogRecord(self.engine.now, None if c is None else c.nr, level, text, seq))
+        logger.log(_LEVELS.get(level, logging.WARNING), "%s", text, exc_info=exc)
 
     def dmesg(self) -> list[str]:
-        """The kernel log as text lines, ``[   12.345678] text``."""
-        return [
+        """The kernel log as text lines, ``[   12.345678] text``; the ring keeps the
+        last ``LOG_BUF_RECORDS``, and a first line counts those dropped before them, as
+        the kernel's console does."""
+        lines = [
             f"[{r.time_ns // 1_000_000_000:5d}.{r.time_ns // 1000 % 1_000_000:06d}] {r.text}"
             for r in self._log
         ]
+        dropped = self._log[0].seq if self._log else 0
+        if dropped:
+            lines.insert(0, f"** {dropped} printk messages dropped **")
+        return lines
+
+    def on_oops(self, callback: OopsCallback) -> OopsCallback:
+        """Call ``callback(oops, exc)`` for each oops from now on: the record
+        (``statistics().oopses``) and the exception driver code raised.  It runs where
+        the fault happened, right after it is recorded (on the real engine with the
+        kernel lock held: keep it short and do not block).  Returns ``callback``, so it
+        works as a decorator."""
+        if not callable(callback):
+            raise TypeError(f"on_oops({callback!r}): give a callable taking (oops, exc)")
+        self._oops_callbacks = (*self._oops_callbacks, callback)
+        return callback
 
     # ------------------------------------------------------------------ driver code
     def _call(
@@ -87,7 +146,13 @@ class KernelBase:
     ) -> Any:
         """Call driver code in context ``c``; an exception it raises becomes an oops and
         the result is :data:`FAILED` (the machine goes on, as the kernel does after an
-        oops in an interrupt handler)."""
+        oops in an interrupt handler).
+
+        A ``BaseException`` (``sys.exit()``, Ctrl-C during the call) is an oops too, with
+        the context restored; where the driver code runs in the thread that drives the
+        machine (sim: ``k.run()``) it then propagates, so that Ctrl-C and ``sys.exit()``
+        still reach the program; on an engine thread of its own (real) nobody else could
+        take it, and the call fails like any oops.  An engine's own unwinding passes."""
         prev = c.running
         c.running = where
         pc = c.preempt_count
@@ -100,18 +165,36 @@ class KernelBase:
             c.running = prev
             self._oops(c, where, irq, exc)
             return FAILED
+        except BaseException as exc:
+            c.preempt_count = pc
+            c.irqs_on = on
+            c.running = prev
+            if _unwinding(exc):
+                raise
+            self._oops(c, where, irq, exc)
+            if self._direct_calls:
+                raise
+            return FAILED
         c.running = prev
         return res
 
-    def _oops(self, c: Cpu, where: str, irq: int | None, exc: Exception) -> None:
+    def _oops(self, c: Cpu, where: str, irq: int | None, exc: BaseException) -> None:
         tb = "".join(traceback.format_exception(exc))
         context = cpumod.context_name(c.preempt_count)
-        self._oopses.append(
-            Oops(self.engine.now, c.nr, context, where, irq, type(exc).__name__, str(exc), tb)
-        )
-        self.log(
-            c, "emerg", f"Oops: {type(exc).__name__}: {exc} in {context} {where} on CPU {c.nr}"
-        )
+        oopses = self._oopses
+        if oopses.__class__ is list:  # the first record: the list becomes a bounded ring
+            oopses = self._oopses = deque(oopses, maxlen=OOPS_BUF_RECORDS)  # type: ignore[assignment]
+        seq = self._oops_seq
+        self._oops_seq = seq + 1
+        name = type(exc).__name__
+        oops = Oops(self.engine.now, c.nr, context, where, irq, name, str(exc), tb, seq)
+        oopses.append(oops)
+        self.log(c, "emerg", f"Oops: {name}: {exc} in {context} {where} on CPU {c.nr}", exc)
+        for callback in self._oops_callbacks:
+            try:
+                callback(oops, exc)
+            except Exception as cb_exc:  # a failing callback must not fault the kernel
+                self.log(c, "err", f"irqflow: the oops callback {callback!r} raised {cb_exc!r}")
         if self.config.panic_on_oops:
             raise exc
 

@@ -364,7 +364,7 @@ class WorkqueueMixin(KernelBase):
         """Wait until the last queued instance of ``w`` has run; False if it was idle."""
         self._check_work(w, "flush_work")
         if not w.state & WORK_STRUCT_PENDING and not w.running:
-            return False
+            return self._ready(self.engine.current_cpu, False)  # awaitable in async bodies
         return self._wait(
             lambda: not w.state & WORK_STRUCT_PENDING and not w.running,
             f"flush_work({w.name})",

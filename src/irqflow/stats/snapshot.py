@@ -88,6 +88,8 @@ class Oops:
     exc_type: str
     message: str
     traceback: str
+    #: oopses recorded before this one since boot (the ring keeps the last ones only)
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +98,12 @@ class LogRecord:
 
     time_ns: int
     cpu: int | None
-    #: "warn", "err", "info"
+    #: kernel log level: "emerg", "err", "warn", "info" ...
     level: str
     text: str
+    #: records logged before this one since boot (as /dev/kmsg numbers them; the ring
+    #: keeps the last ones only, so the first record's ``seq`` counts those dropped)
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,5 +134,17 @@ class Snapshot:
     ksoftirqd_wakeups: tuple[int, ...]
     #: per-CPU /proc/net/softnet_stat time_squeeze: net_rx_action runs cut short
     time_squeeze: tuple[int, ...] = field(default_factory=tuple)
+    #: the last oopses (a bounded ring: ``oopses_dropped`` counts the older ones)
     oopses: tuple[Oops, ...] = field(default_factory=tuple)
+    #: the last kernel log records (a bounded ring: ``log_dropped`` counts the older ones)
     log: tuple[LogRecord, ...] = field(default_factory=tuple)
+
+    @property
+    def oopses_dropped(self) -> int:
+        """Oopses recorded before the oldest one kept."""
+        return self.oopses[0].seq if self.oopses else 0
+
+    @property
+    def log_dropped(self) -> int:
+        """Log records made before the oldest one kept."""
+        return self.log[0].seq if self.log else 0
