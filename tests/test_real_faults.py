@@ -70,6 +70,24 @@ def test_a_handler_returning_none_is_said_once_naming_it(caplog: pytest.LogCaptu
     assert sum("returned None" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_the_handler_type_flags_a_handler_that_returns_none(tmp_path: Any) -> None:
+    """request_irq is typed with the IrqHandler protocol (and the package ships
+    py.typed), so a type checker flags a top half that forgets ``return IRQ_HANDLED``."""
+    api = pytest.importorskip("mypy.api")
+    snippet = tmp_path / "driver.py"
+    snippet.write_text(
+        "from typing import Any\n"
+        "from irqflow import IRQ_HANDLED, Kernel\n"
+        "def good(irq: int, dev: Any) -> int:\n    return IRQ_HANDLED\n"
+        "def bad(irq: int, dev: Any) -> None:\n    pass\n"
+        "k = Kernel()\nk.request_irq(1, good)\nk.request_irq(2, bad)\n"
+    )
+    out, _, status = api.run([str(snippet), "--config-file", "", "--no-incremental"])
+    assert status == 1, out
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and "driver.py:9:" in errors[0] and "IrqHandler" in errors[0], out
+
+
 def test_the_log_and_the_oopses_are_bounded_rings_that_count_what_they_dropped() -> None:
     k = Kernel(cpus=1)
     k.request_irq(24, lambda i, d: 1 // 0, name="div")

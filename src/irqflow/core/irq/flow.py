@@ -13,7 +13,7 @@ still-asserted line fires again when the other CPU unmasks it (invariant 33).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from irqflow.core.constants import IRQ_NONE, IRQ_WAKE_THREAD, IrqReturn
 from irqflow.core.irq import chip
@@ -35,6 +35,16 @@ if TYPE_CHECKING:
     from irqflow.core.kernel import KernelCore
 
 IRQ_WAKE = int(IRQ_WAKE_THREAD)
+
+
+class IrqHandler(Protocol):
+    """A top half or a threaded handler: ``handler(irq, dev_id) -> IrqReturn``.
+
+    ``request_irq`` is typed with it, so a type checker flags a handler that can return
+    ``None`` (a forgotten ``return IRQ_HANDLED``; at run time it counts as IRQ_NONE, said
+    once, see :func:`_check_return`)."""
+
+    def __call__(self, irq: int, dev_id: Any, /) -> IrqReturn | int: ...
 
 
 def _defer(k: KernelCore, c: Cpu, desc: IrqDesc) -> None:

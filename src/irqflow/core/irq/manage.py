@@ -39,7 +39,7 @@ from irqflow.core.irq.desc import (
     IrqAction,
     IrqDesc,
 )
-from irqflow.core.irq.flow import handle_edge_irq, handle_level_irq
+from irqflow.core.irq.flow import IrqHandler, handle_edge_irq, handle_level_irq
 from irqflow.core.irq.thread import (
     default_primary,
     irq_wake_thread,
@@ -113,7 +113,7 @@ class IrqManageMixin(KernelBase):
     def request_irq(
         self,
         irq: int,
-        handler: Callable[[int, Any], Any],
+        handler: IrqHandler,
         flags: int = 0,
         name: str = "",
         dev_id: Any = None,
@@ -127,8 +127,8 @@ class IrqManageMixin(KernelBase):
     def request_threaded_irq(
         self,
         irq: int,
-        handler: Callable[[int, Any], Any] | None,
-        thread_fn: Callable[[int, Any], Any] | None,
+        handler: IrqHandler | None,
+        thread_fn: IrqHandler | None,
         flags: int = 0,
         name: str = "",
         dev_id: Any = None,
