@@ -182,17 +182,18 @@ class RealKernel(Kernel):
     which queues the raise without the lock."""
 
     def raise_irq(self, irq: int) -> None:
-        """A device signals line ``irq``, from any thread.  On an edge line this queues
-        the raise and rings an idle CPU of the line's affinity (the first raise of a
-        line, and a level line, take the locked path); the CPU thread hands it to the
-        core with the lock held, so the accounting is exact: ``statistics()`` counts a
-        queued raise as raised and in flight."""
+        """A device signals line ``irq``, from any thread.  On an edge line this takes no
+        lock: it counts the raise and rings an idle CPU of the line's affinity (the first
+        raise of a line, and a level line, take the locked path); the core takes the
+        raises under the lock, so the accounting is exact (``statistics()`` counts one
+        not taken yet as raised and in flight).  See :mod:`irqflow.engine.real.raises`."""
         eng: Any = self.engine
-        homes = eng.homes.get(irq)
-        if homes is None:
+        line = eng.homes.get(irq)
+        if line is None:
             return self._raise_locked(irq)
-        eng.inbox.append(irq)
-        for st in homes:
+        next(line.counter)
+        eng.inbox.add(irq)
+        for st in line.cpus:
             if st.sleeping:
                 if not st.rung:
                     eng.ring(st)

@@ -13,7 +13,6 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import get_ident
@@ -30,10 +29,15 @@ from irqflow.engine.real import signals
 from irqflow.engine.real.clock import Clock
 from irqflow.engine.real.context import TaskCpu, Tls, base_cpu, set_os_thread_name
 from irqflow.engine.real.lock import ring, wait_unlocked
+from irqflow.engine.real.raises import Line, home, take_raises
 from irqflow.engine.real.report import StopReport
 
 #: how often waiting threads re-check their condition even without a notification
 POLL_S = 0.05
+#: a CPU thread that has taken interrupts back to back for this long (no sleep between)
+#: lets go of the kernel lock and the interpreter once, so that a caller waiting for the
+#: lock (statistics(), stop()) is not starved by an interrupt storm
+HOLD_NS = 2_000_000
 
 
 class Stopped(Unwind):
@@ -130,11 +134,12 @@ class RealEngine:
         self.handover = False
         #: a Ctrl-C that struck inside a kernel section, for the clock thread to deliver
         self.deferred_sigint = False
-        #: raises not yet taken by the core (the lock-free raise path, see
-        #: :meth:`RealKernel.raise_irq`), and per edge line the CPUs that may take it
-        self.inbox: deque[int] = deque()
-        self.homes: dict[int, tuple[CpuState, ...]] = {}
-        self._core_raise = functools.partial(KernelCore.raise_irq, kernel)
+        #: the lock-free raise path (:mod:`.raises`): the lines with raises not yet taken
+        #: by the core, each edge line's counter, and those open to the path now
+        self.inbox: set[int] = set()
+        self.lines: dict[int, Line] = {}
+        self.homes: dict[int, Line] = {}
+        self.core_raise = functools.partial(KernelCore.raise_irq, kernel)
         self.threads: list[threading.Thread] = []
         self.tasks: list[Task] = []
         #: driver calls in progress, by thread: (start, cpu, preempt_count or -1 in
@@ -180,20 +185,12 @@ class RealEngine:
 
     # ------------------------------------------------------------------ raises
     def take_raises(self) -> None:
-        """Hand the queued raises to the core (with the lock held): each goes through the
-        controller as if it had been raised now, so the accounting is exact."""
-        inbox = self.inbox
-        pop = inbox.popleft
-        raise_irq = self._core_raise
-        for _ in range(len(inbox)):  # raises queued meanwhile wait for the next turn
-            raise_irq(pop())
+        """Hand the raises of the lock-free path to the core (lock held): :mod:`.raises`."""
+        take_raises(self)
 
     def home(self, irq: int) -> None:
-        """Open the lock-free raise path for edge line ``irq`` (with the lock held): a
-        raise queues and rings an idle CPU of its affinity."""
-        desc = self.k._descs.get(irq)
-        if desc is not None and desc.trigger == "edge" and self.refuse is None:
-            self.homes[irq] = tuple(self.k.cpus[n].engine_state for n in desc.affinity)
+        """Open or refresh the lock-free raise path of ``irq`` (lock held)."""
+        home(self, irq)
 
     def ensure_tick(self, c: Cpu) -> None:
         st: CpuState = c.engine_state
@@ -518,12 +515,12 @@ class RealEngine:
         st: CpuState = c.engine_state
         lock = self.lock
         inbox = self.inbox
+        held_since = perf_counter_ns()
         with lock:
             while True:
+                if inbox:
+                    self.take_raises()
                 while not (c.irr and st.owner is None):
-                    if inbox:
-                        self.take_raises()
-                        continue
                     if self.halted:
                         return
                     if st.owner is None and not st.busy_tasks:
@@ -531,13 +528,19 @@ class RealEngine:
                     if self.waiters:
                         self.check_waiters()  # what the last interrupt did may end a wait
                     st.sleeping = True
-                    if inbox:  # a raise queued before it saw us asleep: take it now
-                        st.sleeping = False
-                        continue
+                    if inbox:
+                        # raises that came before they could see us asleep; those that
+                        # come from now on ring us.  (Not a loop: a storm of raises for
+                        # other CPUs must not keep this thread spinning with the lock.)
+                        self.take_raises()
+                        if c.irr and st.owner is None:
+                            st.sleeping = False
+                            break
                     state = lock._release_save()
                     st.doorbell.acquire(timeout=POLL_S)
                     lock._acquire_restore(state)
                     st.sleeping = st.rung = False
+                    held_since = perf_counter_ns()
                 c.halted = False
                 st.owner = c
                 c.current = c.idle_task
@@ -547,6 +550,13 @@ class RealEngine:
                     take_pending_irqs(self.k, c)
                 finally:
                     self.release(c)
+                now = perf_counter_ns()
+                if now - held_since > HOLD_NS:  # an interrupt storm: let waiters in
+                    state = lock._release_save()
+                    time.sleep(0)
+                    lock._acquire_restore(state)
+                    now = perf_counter_ns()
+                held_since = now
 
     def _task_main(self, t: Task) -> None:
         c = self.k.cpus[t.cpu]

@@ -162,13 +162,15 @@ def stop(eng: RealEngine, drain: bool, timeout: float, again_ok: bool) -> StopRe
     # thread: the section's hold would keep every other thread out of the drain
     state = let_go(eng) if held else None
     try:
-        return _stop(eng, drain, timeout, again_ok)
+        return _stop(eng, drain, timeout, again_ok, interrupted=state is not None)
     finally:
         if state is not None:
             take_back(eng, state)
 
 
-def _stop(eng: RealEngine, drain: bool, timeout: float, again_ok: bool) -> StopReport | None:
+def _stop(
+    eng: RealEngine, drain: bool, timeout: float, again_ok: bool, interrupted: bool = False
+) -> StopReport | None:
     me_thread = threading.current_thread()
     with eng.lock:
         if not eng.started and not eng.stop_requested:
@@ -198,6 +200,14 @@ def _stop(eng: RealEngine, drain: bool, timeout: float, again_ok: bool) -> StopR
                 eng.k.log(None, "err", f"irqflow: closing a source failed: {exc!r}")
     deadline = time.monotonic() + timeout
     timed_out = False
+    if interrupted:
+        # the call the signal interrupted may have queued something and not yet woken
+        # its thread: wake every sleeping task once (a spurious wake-up, which every
+        # sleeper tolerates, as in the kernel), so the drain does not wait for it
+        with eng.lock:
+            for t in list(eng.tasks):
+                if t.state == "S":
+                    eng.k._wake_up_process(t)
     while drain:
         with eng.lock:
             if eng.inbox:
