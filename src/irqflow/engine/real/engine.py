@@ -34,10 +34,10 @@ from irqflow.engine.real.report import StopReport
 
 #: how often waiting threads re-check their condition even without a notification
 POLL_S = 0.05
-#: a CPU thread that has taken interrupts back to back for this long (no sleep between)
-#: lets go of the kernel lock and the interpreter once, so that a caller waiting for the
-#: lock (statistics(), stop()) is not starved by an interrupt storm
-HOLD_NS = 2_000_000
+#: a CPU thread that has taken this many rounds of interrupts back to back (no sleep
+#: between) lets go of the kernel lock and the interpreter once, so that a caller
+#: waiting for the lock (statistics(), stop()) is not starved by an interrupt storm
+STORM_ROUNDS = 64
 
 
 class Stopped(Unwind):
@@ -515,32 +515,17 @@ class RealEngine:
         st: CpuState = c.engine_state
         lock = self.lock
         inbox = self.inbox
-        held_since = perf_counter_ns()
+        rounds = 0
         with lock:
             while True:
                 if inbox:
                     self.take_raises()
-                while not (c.irr and st.owner is None):
+                if not (c.irr and st.owner is None):
                     if self.halted:
                         return
-                    if st.owner is None and not st.busy_tasks:
-                        c.halted = True
-                    if self.waiters:
-                        self.check_waiters()  # what the last interrupt did may end a wait
-                    st.sleeping = True
-                    if inbox:
-                        # raises that came before they could see us asleep; those that
-                        # come from now on ring us.  (Not a loop: a storm of raises for
-                        # other CPUs must not keep this thread spinning with the lock.)
-                        self.take_raises()
-                        if c.irr and st.owner is None:
-                            st.sleeping = False
-                            break
-                    state = lock._release_save()
-                    st.doorbell.acquire(timeout=POLL_S)
-                    lock._acquire_restore(state)
-                    st.sleeping = st.rung = False
-                    held_since = perf_counter_ns()
+                    self._idle(c, st)
+                    rounds = 0
+                    continue
                 c.halted = False
                 st.owner = c
                 c.current = c.idle_task
@@ -550,13 +535,34 @@ class RealEngine:
                     take_pending_irqs(self.k, c)
                 finally:
                     self.release(c)
-                now = perf_counter_ns()
-                if now - held_since > HOLD_NS:  # an interrupt storm: let waiters in
+                rounds += 1
+                if rounds == STORM_ROUNDS:  # an interrupt storm: let waiters in
+                    rounds = 0
                     state = lock._release_save()
                     time.sleep(0)
                     lock._acquire_restore(state)
-                    now = perf_counter_ns()
-                held_since = now
+
+    def _idle(self, c: Cpu, st: CpuState) -> None:
+        """The CPU thread has nothing to do: sleep (lock released) until rung or
+        ``POLL_S`` passes.  Raises that came before they could see it asleep are taken
+        first; those from then on ring it."""
+        if st.owner is None and not st.busy_tasks:
+            c.halted = True
+        if self.waiters:
+            self.check_waiters()  # what the last interrupt did may end a wait
+        st.sleeping = True
+        if self.inbox:
+            # taken once, not in a loop: a storm of raises for other CPUs must not keep
+            # this thread spinning with the lock
+            self.take_raises()
+            if c.irr and st.owner is None:
+                st.sleeping = False
+                return
+        lock = self.lock
+        state = lock._release_save()
+        st.doorbell.acquire(timeout=POLL_S)
+        lock._acquire_restore(state)
+        st.sleeping = st.rung = False
 
     def _task_main(self, t: Task) -> None:
         c = self.k.cpus[t.cpu]

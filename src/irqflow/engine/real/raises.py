@@ -81,10 +81,10 @@ def take_raises(eng: RealEngine) -> None:
             break
         n = lines[irq].take()
         while n:
-            if _settled(eng, descs[irq], n):
-                break
             raise_irq(irq)
             n -= 1
+            if n and _settled(eng, descs[irq], n):
+                break
 
 
 def _settled(eng: RealEngine, desc: Any, n: int) -> bool:
