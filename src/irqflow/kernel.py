@@ -157,7 +157,9 @@ def _locked(fn: Callable[..., Any]) -> Callable[..., Any]:
             res = fn(self, *args, **kwargs)
             if eng.waiters:
                 eng.check_waiters()
-            return res
+        if eng.deferred_sigint:  # a Ctrl-C that struck inside the section: now
+            eng.sigint_now()
+        return res
 
     return api
 
@@ -171,7 +173,10 @@ def _observing(fn: Callable[..., Any]) -> Callable[..., Any]:
         with eng.lock:
             if eng.inbox:
                 eng.take_raises()  # queued raises count as raised (and in flight)
-            return fn(self, *args, **kwargs)
+            res = fn(self, *args, **kwargs)
+        if eng.deferred_sigint:
+            eng.sigint_now()
+        return res
 
     return api
 
@@ -209,6 +214,8 @@ class RealKernel(Kernel):
                 eng.take_raises()
             KernelCore.raise_irq(self, irq)
             eng.home(irq)
+        if eng.deferred_sigint:
+            eng.sigint_now()
 
     def _rehome(self, irq: Any) -> None:
         eng: Any = self.engine

@@ -132,8 +132,9 @@ class RealEngine:
         self.refuse: str | None = None
         #: the main thread is handing the lock over: a Ctrl-C now waits (:mod:`.signals`)
         self.handover = False
-        #: a Ctrl-C that struck inside a kernel section, for the clock thread to deliver
-        self.deferred_sigint = False
+        #: a Ctrl-C that struck inside a kernel section, to deliver once it is over (a
+        #: list: whoever pops it delivers it, so it is delivered once)
+        self.deferred_sigint: list[bool] = []
         #: the lock-free raise path (:mod:`.raises`): the lines with raises not yet taken
         #: by the core, each edge line's counter, and those open to the path now
         self.inbox: set[int] = set()
@@ -618,6 +619,11 @@ class RealEngine:
             "threads: make a new Kernel in the child"
         )
         signals.machine_stopped(self)
+
+    def sigint_now(self) -> None:
+        """At the end of a public call: deliver a Ctrl-C deferred inside it, if this is
+        the main thread and its kernel section is over (:mod:`.signals`)."""
+        signals.deliver_here(self)
 
     def refused(self, what: str) -> None:
         """Raise the error for a public call the machine's state refuses."""

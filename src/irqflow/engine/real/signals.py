@@ -10,9 +10,10 @@ default handler, :func:`sigint` does the same:
 
 * the main thread is outside any kernel section (or waits in a blocking call): it raises
   ``KeyboardInterrupt`` at once, exactly as the default handler does;
-* it holds a kernel lock (or is handing it over): the interrupt is deferred, and the
-  clock thread of that machine delivers it again (``_thread.interrupt_main``) as soon as
-  it gets the lock, that is, once the section is over: within ``clock.CHECK_S``.
+* it holds a kernel lock (or is handing it over): the interrupt is deferred and raised
+  as the public call ends (:func:`deliver_here`); for a section entered otherwise (a
+  completion's ``complete()`` ...) the clock thread of that machine delivers it again
+  (``_thread.interrupt_main``) once it gets the lock: within ``clock.CHECK_S``.
 
 The handler is installed by the first ``start()`` in the main thread and put back (to
 ``default_int_handler``) once no machine runs, in the main thread.  A SIGINT handler of
@@ -50,19 +51,33 @@ def sigint(signum: int, frame: Any) -> None:
     """irqflow's SIGINT handler (see the module docstring)."""
     for eng in LIVE:
         if eng.handover or eng.lock._is_owned():
-            eng.deferred_sigint = True  # the clock thread delivers it after the section
+            if not eng.deferred_sigint:
+                eng.deferred_sigint.append(True)  # delivered once the section is over
             return
     if not LIVE and in_main_thread() and signal.getsignal(signal.SIGINT) is sigint:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     raise KeyboardInterrupt
 
 
+def deliver_here(eng: RealEngine) -> None:
+    """At the end of a public call: if it is the main thread's and its kernel section is
+    over, raise the Ctrl-C deferred inside it, right here."""
+    if in_main_thread() and not eng.lock._is_owned() and _take(eng):
+        raise KeyboardInterrupt
+
+
 def deliver_deferred(eng: RealEngine) -> None:
     """From the clock thread, holding the lock (so the main thread's section is over):
     hand a deferred Ctrl-C to the main thread again."""
-    if eng.deferred_sigint:
-        eng.deferred_sigint = False
+    if _take(eng):
         _thread.interrupt_main(signal.SIGINT)
+
+
+def _take(eng: RealEngine) -> bool:
+    try:
+        return eng.deferred_sigint.pop()  # atomic: one taker only
+    except IndexError:
+        return False
 
 
 def machine_started(eng: RealEngine) -> None:
