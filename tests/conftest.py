@@ -40,6 +40,18 @@ def make_machine(engine: str) -> Iterator[Callable[..., Machine]]:
 
 
 @pytest.fixture
+def no_leftover_threads() -> Iterator[None]:
+    """Every thread a test started has ended by its end (a thread that called stop()
+    from driver code unwinds once that call returns: it is given time to)."""
+    before = set(threading.enumerate())
+    yield
+    for t in set(threading.enumerate()) - before:
+        t.join(20)
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert not left, f"threads left behind: {left}"
+
+
+@pytest.fixture
 def machine(make_machine: Callable[..., Machine]) -> Machine:
     """A 2-CPU machine with the kernel's default configuration on ``engine``."""
     return make_machine()

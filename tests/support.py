@@ -140,6 +140,20 @@ def irq_line(
         k.call_at(t, k.raise_irq, irq)
 
 
+# --- real machines -------------------------------------------------------------------------------
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 20.0) -> None:
+    """Wait (wall clock, polling) until ``pred()`` holds; fail after ``timeout`` s, a
+    limit that a working machine stays far below."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
 # --- one test, both engines ----------------------------------------------------------------------
 
 

@@ -740,3 +740,23 @@ def test_a_handlers_side_effects_follow_its_own_delay(machine: Machine) -> None:
     k.raise_irq(24)
     machine.until(lambda: "softirq" in seen)
     assert seen["softirq"] - seen["entry"] >= 300 * US
+
+
+def test_await_flush_work_on_an_idle_item_gives_false(machine: Machine) -> None:
+    """``await k.flush_work(w)`` in an async body, as the README shows it, also when
+    there is nothing to wait for (it used to be ``await False``: a TypeError)."""
+    k = machine.k
+    idle = Work(lambda w: None)
+    busy = Work(lambda w: None)
+    got: list[bool] = []
+
+    async def body(k: Any) -> None:
+        got.append(await k.flush_work(idle))
+        k.schedule_work(busy)
+        got.append(await k.flush_work(busy))
+
+    k.kthread_run(body, "flusher")
+    machine.start()
+    machine.until(lambda: len(got) == 2)
+    assert got == [False, True]
+    assert not k.statistics().oopses

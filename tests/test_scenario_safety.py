@@ -234,7 +234,12 @@ def test_the_limits_themselves_are_accepted_and_run() -> None:
 @pytest.mark.parametrize(
     ("text", "msg"),
     [
-        ("a = " + "[" * 3000 + "]" * 3000 + "\n", "s.toml:1: a: arrays or inline tables nested"),
+        # tomllib gives up (RecursionError), or, where the interpreter's stack allows
+        # it, reads it and the depth check refuses it: both name the key
+        (
+            "a = " + "[" * 3000 + "]" * 3000 + "\n",
+            r"s\.toml:1: a(: arrays or inline tables nested|(\[0\])+: nested deeper)",
+        ),
         ("[machine]\nx = " + "[" * 40 + "]" * 40 + "\n", r"machine\.x(\[0\])+: nested deeper"),
         ("[machine]\ncpus = " + "1" * 5000 + "\n", "s.toml:2: cpus: an integer of more than 4300"),
     ],

@@ -44,6 +44,7 @@ from irqflow.core.errors import (
     RequestError,
     SleepInAtomicContext,
 )
+from irqflow.core.irq.flow import IrqHandler
 from irqflow.core.napi import Napi
 from irqflow.core.sched import Task
 from irqflow.core.tasklet import Tasklet
@@ -82,6 +83,7 @@ __all__ = [
     "WQ_UNBOUND",
     "DelayedWork",
     "InternalError",
+    "IrqHandler",
     "IrqReturn",
     "IrqflowError",
     "Kernel",

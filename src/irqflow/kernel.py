@@ -109,25 +109,29 @@ class Kernel(KernelCore):
         return self.engine
 
     def start(self) -> Kernel:
-        """*real*: start the CPU threads, the task threads and the clock."""
+        """*real*: start the CPU threads, the task threads and the clock.  A machine
+        runs once: after ``stop()`` make a new Kernel."""
         self._real("start()").start()
         return self
 
     def stop(self, drain: bool = True, timeout: float = 10.0) -> StopReport:
-        """*real*: stop the machine.  With ``drain``, first run everything pending
-        (interrupts, softirqs, tasklets, work, timers already due), waiting up to
-        ``timeout`` seconds; then stop and join every thread.  Returns a report of what
-        was abandoned and of threads stuck in driver code (it always returns)."""
-        return self._real("stop()").stop(drain, timeout)  # type: ignore[no-any-return]
+        """*real*: stop the machine.  With ``drain``, first run everything pending and
+        due (interrupts, softirqs, tasklets, work, timers already due), waiting up to
+        ``timeout`` seconds; then stop and join every thread.  From then on no driver
+        code of the machine starts, and calls that would change it raise.  Returns a
+        :class:`~irqflow.engine.real.StopReport` that says what ran, what was abandoned
+        (timers not yet due included) and which threads are stuck in driver code (it
+        always returns).  A second ``stop()`` raises ("already stopped")."""
+        report = self._real("stop()").stop(drain, timeout)
+        assert report is not None
+        return report  # type: ignore[no-any-return]
 
     def kthread_should_stop(self) -> bool:
         """True once the machine is stopping: a kernel thread's loop should return."""
         return bool(getattr(self.engine, "stop_requested", False))
 
     def __enter__(self) -> Kernel:
-        eng = self._real("with Kernel(...)")
-        if not eng.started:
-            eng.start()
+        self._real("with Kernel(...)").start()
         return self
 
     def __exit__(
@@ -137,12 +141,13 @@ class Kernel(KernelCore):
         tb: TracebackType | None,
     ) -> None:
         # an exception (Ctrl-C included) stops at once, giving threads busy in driver code
-        # a second to return; a normal exit drains first
-        if not self._real("with Kernel(...)").stopping:
-            if exc_type is None:
-                self.stop(drain=True)
-            else:
-                self.stop(drain=False, timeout=1.0)
+        # a second to return; a normal exit drains first.  A stop() already made (by a
+        # signal handler, another thread, driver code) is not repeated.
+        eng = self._real("with Kernel(...)")
+        if exc_type is None:
+            eng.stop(True, 10.0, again_ok=True)
+        else:
+            eng.stop(False, 1.0, again_ok=True)
 
     def __repr__(self) -> str:
         return f"<Kernel cpus={len(self.cpus)} engine={self.engine_name} t={self.now()}ns>"
@@ -155,27 +160,118 @@ _UNLOCKED = frozenset(
         "current", "smp_processor_id", "preempt_count", "in_hardirq", "in_irq",
         "in_softirq", "in_serving_softirq", "in_interrupt", "in_task", "irqs_disabled",
         "udelay", "ndelay", "might_sleep", "kmalloc", "msecs_to_jiffies", "now",
-        "start", "stop", "run", "run_for", "kthread_should_stop",
+        "start", "stop", "run", "run_for", "kthread_should_stop", "raise_irq",
     }
 )  # fmt: skip
+#: public calls that only read the machine: they still work once it is stopped
+_OBSERVING = frozenset({"statistics", "dmesg", "log", "latency", "timer_pending"})
 
 
 def _locked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A public call of a real machine: under the kernel lock (entered with ``with`` so
+    that Ctrl-C cannot break it, see :mod:`irqflow.engine.real.lock`), after handing the
+    queued raises to the core (a call sees every raise made before it), checking the
+    waiters on the way out (what it changed may end a wait); refused once the machine is
+    stopped."""
+    name = fn.__name__
+
     @functools.wraps(fn)
     def api(self: Kernel, *args: Any, **kwargs: Any) -> Any:
-        with self.engine.lock:
-            return fn(self, *args, **kwargs)
+        eng: Any = self.engine
+        if eng.refuse is not None:
+            eng.refused(name)
+        with eng.lock:
+            if eng.inbox:
+                eng.take_raises()
+            res = fn(self, *args, **kwargs)
+            if eng.waiters:
+                eng.check_waiters()
+        if eng.deferred_sigint:  # a Ctrl-C that struck inside the section: now
+            eng.sigint_now()
+        return res
+
+    return api
+
+
+def _observing(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A public call that reads the machine: locked, and allowed once it is stopped."""
+
+    @functools.wraps(fn)
+    def api(self: Kernel, *args: Any, **kwargs: Any) -> Any:
+        eng: Any = self.engine
+        with eng.lock:
+            if eng.inbox:
+                eng.take_raises()  # queued raises count as raised (and in flight)
+            res = fn(self, *args, **kwargs)
+        if eng.deferred_sigint:
+            eng.sigint_now()
+        return res
 
     return api
 
 
 class RealKernel(Kernel):
     """``Kernel(engine="real")``: every public call takes the kernel lock, so any thread
-    may call it (see :mod:`irqflow.engine.real`)."""
+    may call it (see :mod:`irqflow.engine.real`), except ``raise_irq`` on an edge line,
+    which queues the raise without the lock."""
+
+    def raise_irq(self, irq: int) -> None:
+        """A device signals line ``irq``, from any thread.  On an edge line this takes no
+        lock: it counts the raise and rings an idle CPU of the line's affinity (the first
+        raise of a line, and a level line, take the locked path); the core takes the
+        raises under the lock, so the accounting is exact (``statistics()`` counts one
+        not taken yet as raised and in flight).  See :mod:`irqflow.engine.real.raises`."""
+        eng: Any = self.engine
+        line = eng.homes.get(irq)
+        if line is None:
+            return self._raise_locked(irq)
+        next(line.counter)
+        eng.inbox.add(irq)
+        for st in line.cpus:
+            if st.sleeping:
+                if not st.rung:
+                    eng.ring(st)
+                return
+        return None
+
+    def _raise_locked(self, irq: int) -> None:
+        eng: Any = self.engine
+        if eng.refuse is not None:
+            eng.refused("raise_irq")
+        with eng.lock:
+            if eng.inbox:
+                eng.take_raises()
+            KernelCore.raise_irq(self, irq)
+            eng.home(irq)
+        if eng.deferred_sigint:
+            eng.sigint_now()
+
+    def _rehome(self, irq: Any) -> None:
+        eng: Any = self.engine
+        with eng.lock:
+            if eng.homes.pop(irq, None) is not None:
+                eng.home(irq)
 
 
 for _name in dir(Kernel):
     _attr = inspect.getattr_static(Kernel, _name)
     if _name.startswith("_") or _name in _UNLOCKED or not inspect.isfunction(_attr):
         continue
-    setattr(RealKernel, _name, _locked(_attr))
+    setattr(RealKernel, _name, (_observing if _name in _OBSERVING else _locked)(_attr))
+
+
+def _rehoming(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A call that may change a line's trigger or affinity: the raise path's idea of
+    where the line goes is refreshed."""
+
+    @functools.wraps(fn)
+    def api(self: RealKernel, irq: int, *args: Any, **kwargs: Any) -> Any:
+        res = fn(self, irq, *args, **kwargs)
+        self._rehome(irq)
+        return res
+
+    return api
+
+
+for _name in ("request_irq", "request_threaded_irq", "free_irq", "irq_set_affinity"):
+    setattr(RealKernel, _name, _rehoming(getattr(RealKernel, _name)))

@@ -11,10 +11,13 @@ adds the public, kernel-named API.
 from __future__ import annotations
 
 import inspect
+import logging
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from greenlet import GreenletExit
 from mypy_extensions import mypyc_attr
 
 from irqflow.core import cpu as cpumod
@@ -36,6 +39,33 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: the kernel log goes to this logger too, at the level its kernel level maps to
+logger = logging.getLogger("irqflow")
+_LEVELS = {
+    "emerg": logging.CRITICAL, "alert": logging.CRITICAL, "crit": logging.CRITICAL,
+    "err": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING,
+    "notice": logging.INFO, "info": logging.INFO, "debug": logging.DEBUG,
+}  # fmt: skip
+#: records the log ring keeps (the kernel's ring buffer is log_buf_len bytes, 128 KiB
+#: with CONFIG_LOG_BUF_SHIFT=17: about 2,000 lines of 60 characters); older ones are
+#: dropped and counted (a record's ``seq`` says how many came before it)
+LOG_BUF_RECORDS = 2048
+#: oops records kept, the same way
+OOPS_BUF_RECORDS = 256
+
+OopsCallback = Callable[[Oops, BaseException], object]
+
+
+class Unwind(BaseException):
+    """Raised by an engine to unwind a context it gives up (the real engine's
+    ``Stopped``): never a fault of the driver code it passes through."""
+
+
+def _unwinding(exc: BaseException) -> bool:
+    """An engine's (or Python's) way of unwinding a stack, not a fault: a greenlet
+    being thrown away, a coroutine being closed, an engine stopping."""
+    return isinstance(exc, Unwind | GreenletExit | GeneratorExit)
+
 
 # compiled with mypyc, the class stays open to Python subclasses: irqflow.Kernel extends it
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -56,8 +86,12 @@ class KernelBase:
     hrtimers: Hrtimers
     genirq: Genirq
     wq: Workqueues
-    _log: list[LogRecord]
-    _oopses: list[Oops]
+    _log: deque[LogRecord]
+    _oopses: deque[Oops]
+    #: records made so far (the next one's ``seq``)
+    _log_seq: int
+    _oops_seq: int
+    _oops_callbacks: tuple[OopsCallback, ...]
     #: driver code is called directly (sim); else through ``engine.call_driver``
     _direct_calls: bool
 
@@ -83,16 +117,37 @@ class KernelBase:
             )
         return c
 
-    def log(self, c: Cpu | None, level: str, text: str) -> None:
-        """Append a kernel log (dmesg) line."""
-        self._log.append(LogRecord(self.engine.now, None if c is None else c.nr, level, text))
+    def log(self, c: Cpu | None, level: str, text: str, exc: BaseException | None = None) -> None:
+        """Append a kernel log (dmesg) line to the ring and hand it to the ``irqflow``
+        logger (an oops with its exception's traceback)."""
+        seq = self._log_seq
+        self._log_seq = seq + 1
+        self._log.append(LogRecord(self.engine.now, None if c is None else c.nr, level, text, seq))
+        logger.log(_LEVELS.get(level, logging.WARNING), "%s", text, exc_info=exc)
 
     def dmesg(self) -> list[str]:
-        """The kernel log as text lines, ``[   12.345678] text``."""
-        return [
+        """The kernel log as text lines, ``[   12.345678] text``; the ring keeps the
+        last ``LOG_BUF_RECORDS``, and a first line counts those dropped before them, as
+        the kernel's console does."""
+        lines = [
             f"[{r.time_ns // 1_000_000_000:5d}.{r.time_ns // 1000 % 1_000_000:06d}] {r.text}"
             for r in self._log
         ]
+        dropped = self._log[0].seq if self._log else 0
+        if dropped:
+            lines.insert(0, f"** {dropped} printk messages dropped **")
+        return lines
+
+    def on_oops(self, callback: OopsCallback) -> OopsCallback:
+        """Call ``callback(oops, exc)`` for each oops from now on: the record
+        (``statistics().oopses``) and the exception driver code raised.  It runs where
+        the fault happened, right after it is recorded (on the real engine with the
+        kernel lock held: keep it short and do not block).  Returns ``callback``, so it
+        works as a decorator."""
+        if not callable(callback):
+            raise TypeError(f"on_oops({callback!r}): give a callable taking (oops, exc)")
+        self._oops_callbacks = (*self._oops_callbacks, callback)
+        return callback
 
     def irq_enable(self, c: Cpu) -> None:
         """``local_irq_enable()`` on context ``c``: the IRQ-enable boundary, where
@@ -112,7 +167,13 @@ class KernelBase:
     ) -> Any:
         """Call driver code in context ``c``; an exception it raises becomes an oops and
         the result is :data:`FAILED` (the machine goes on, as the kernel does after an
-        oops in an interrupt handler)."""
+        oops in an interrupt handler).
+
+        A ``BaseException`` (``sys.exit()``, Ctrl-C during the call) is an oops too, with
+        the context restored; where the driver code runs in the thread that drives the
+        machine (sim: ``k.run()``) it then propagates, so that Ctrl-C and ``sys.exit()``
+        still reach the program; on an engine thread of its own (real) nobody else could
+        take it, and the call fails like any oops.  An engine's own unwinding passes."""
         prev = c.running
         c.running = where
         pc = c.preempt_count
@@ -125,18 +186,33 @@ class KernelBase:
             c.running = prev
             self._oops(c, where, irq, exc)
             return FAILED
+        except BaseException as exc:
+            c.preempt_count = pc
+            c.irqs_on = on
+            c.running = prev
+            if _unwinding(exc):
+                raise
+            self._oops(c, where, irq, exc)
+            if self._direct_calls:
+                raise
+            return FAILED
         c.running = prev
         return res
 
-    def _oops(self, c: Cpu, where: str, irq: int | None, exc: Exception) -> None:
+    def _oops(self, c: Cpu, where: str, irq: int | None, exc: BaseException) -> None:
         tb = "".join(traceback.format_exception(exc))
         context = cpumod.context_name(c.preempt_count)
-        self._oopses.append(
-            Oops(self.engine.now, c.nr, context, where, irq, type(exc).__name__, str(exc), tb)
-        )
-        self.log(
-            c, "emerg", f"Oops: {type(exc).__name__}: {exc} in {context} {where} on CPU {c.nr}"
-        )
+        seq = self._oops_seq
+        self._oops_seq = seq + 1
+        name = type(exc).__name__
+        oops = Oops(self.engine.now, c.nr, context, where, irq, name, str(exc), tb, seq)
+        self._oopses.append(oops)
+        self.log(c, "emerg", f"Oops: {name}: {exc} in {context} {where} on CPU {c.nr}", exc)
+        for callback in self._oops_callbacks:
+            try:
+                callback(oops, exc)
+            except Exception as cb_exc:  # a failing callback must not fault the kernel
+                self.log(c, "err", f"irqflow: the oops callback {callback!r} raised {cb_exc!r}")
         if self.config.panic_on_oops:
             raise exc
 

@@ -10,6 +10,7 @@ outside the machine: the sim engine advances virtual time until they are done.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,6 +18,7 @@ from mypy_extensions import mypyc_attr
 
 from irqflow.core import cpu as cpumod
 from irqflow.core import sleep
+from irqflow.core.base import LOG_BUF_RECORDS, OOPS_BUF_RECORDS
 from irqflow.core.config import KernelConfig, PathCosts
 from irqflow.core.constants import (
     HI_SOFTIRQ,
@@ -32,6 +34,7 @@ from irqflow.core.cpu import Cpu
 from irqflow.core.engine import Engine
 from irqflow.core.errors import IrqflowError, claim, refuse_async
 from irqflow.core.hrtimer import Hrtimers, run_hrtimer_softirq
+from irqflow.core.irq.flow import IrqHandler
 from irqflow.core.irq.manage import Genirq
 from irqflow.core.kthread import DONE, Ready
 from irqflow.core.napi import (
@@ -82,8 +85,10 @@ class KernelCore(ContextApi):
         self.tracing = False
         self.trace, self.lat = self._make_observers()
         self.cpus: list[Cpu] = [Cpu(n) for n in range(cpus)]
-        self._log = []
-        self._oopses = []
+        self._log = deque(maxlen=LOG_BUF_RECORDS)
+        self._oopses = deque(maxlen=OOPS_BUF_RECORDS)
+        self._log_seq = self._oops_seq = 0
+        self._oops_callbacks = ()
         for c in self.cpus:
             c.rq = RunQueue(self.config)
             idle = Task(0, f"swapper/{c.nr}", c.nr, self._idle_body, policy="idle")
@@ -441,7 +446,7 @@ class KernelCore(ContextApi):
     def request_irq(
         self,
         irq: int,
-        handler: Callable[[int, Any], Any],
+        handler: IrqHandler,
         flags: int = 0,
         name: str = "",
         dev_id: Any = None,
@@ -455,8 +460,8 @@ class KernelCore(ContextApi):
     def request_threaded_irq(
         self,
         irq: int,
-        handler: Callable[[int, Any], Any] | None,
-        thread_fn: Callable[[int, Any], Any] | None,
+        handler: IrqHandler | None,
+        thread_fn: IrqHandler | None,
         flags: int = 0,
         name: str = "",
         dev_id: Any = None,

@@ -19,6 +19,8 @@ class Oops:
     exc_type: str
     message: str
     traceback: str
+    #: oopses recorded before this one since boot (the ring keeps the last ones only)
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,9 @@ class LogRecord:
 
     time_ns: int
     cpu: int | None
-    #: "warn", "err", "info"
+    #: kernel log level: "emerg", "err", "warn", "info" ...
     level: str
     text: str
+    #: records logged before this one since boot (as /dev/kmsg numbers them; the ring
+    #: keeps the last ones only, so the first record's ``seq`` counts those dropped)
+    seq: int = 0

@@ -85,7 +85,7 @@ class Timer:
 
     __slots__ = (
         "bucket", "cpu", "data", "expires", "flow", "func", "housekeeping", "name", "order",
-        "owner", "pending", "running",
+        "owner", "pending", "running", "seq",
     )  # fmt: skip
 
     def __init__(
@@ -115,6 +115,8 @@ class Timer:
         self.cpu = 0
         #: its place in the base's expiry order (an older heap entry is stale)
         self.order = 0
+        #: when it was last armed, machine-wide (arming order)
+        self.seq = 0
         #: the kernel's own perpetual work: does not keep a quiet machine running
         self.housekeeping = housekeeping
         #: the machine it serves (set on first use)
@@ -165,6 +167,7 @@ class Timers:
         t.expires = expires
         t.bucket = bucket
         t.order = order
+        t.seq = seq
         t.cpu = c.nr
         t.pending = True
         heapq.heappush(c.timers, (bucket, order, t))

@@ -25,12 +25,14 @@ that is shutting down.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import select
 import selectors
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.constants import IRQ_HANDLED
@@ -40,9 +42,12 @@ from irqflow.core.sync import Completion
 from irqflow.core.tasklet import TASKLET_STATE_RUN, TASKLET_STATE_SCHED, Tasklet
 from irqflow.core.workqueue import WORK_STRUCT_PENDING, Work, Workqueue
 from irqflow.devices.sim import Source
+from irqflow.engine.real import signals
+from irqflow.stats.snapshot import Oops
 
 if TYPE_CHECKING:
     from irqflow.engine.real import RealEngine
+    from irqflow.engine.real.engine import Waiter
     from irqflow.kernel import Kernel
 
 
@@ -56,6 +61,17 @@ def _engine(k: Kernel, what: str) -> RealEngine:
             "on the sim engine use irqflow.devices.sim (Periodic, Poisson, Burst)"
         )
     return eng
+
+
+def _fault(k: Kernel, where: str, irq: int | None, exc: Exception) -> None:
+    """Record an oops for a fault a source caught in its driver's callback (from driver
+    code, where the kernel lock is not held), so that the source can go on."""
+    c = k.engine.current_cpu
+    with k.engine.lock:
+        if c is None:
+            k.log(None, "emerg", f"Oops: {type(exc).__name__}: {exc} in {where}", exc)
+        else:
+            k._oops(c, where, irq, exc)
 
 
 class _Selector:
@@ -192,6 +208,9 @@ class FdSource(Source):
         self.fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
         self._sel = _selector(k)
         self._sel.want(self, True)
+        self.rearmed_after_oops = 0
+        k.on_oops(self._after_oops)
+        _engine(k, "FdSource").add_closer(self.close)
 
     def rearm(self) -> None:
         """Unmask: raise the line again as soon as the descriptor is readable."""
@@ -200,8 +219,39 @@ class FdSource(Source):
     def mask(self) -> None:
         self._sel.want(self, False)
 
+    @property
+    def masked(self) -> bool:
+        return self._sel._want.get(self.fd) is not self
+
+    def _after_oops(self, oops: Oops, exc: BaseException) -> None:
+        """A handler of this line faulted, perhaps before it could rearm: rearm, so that
+        one fault does not mute the descriptor for good."""
+        if oops.irq == self.irq and self.masked and not self._sel._closed:
+            self.rearmed_after_oops += 1
+            self.k.log(None, "warn", f"irqflow: {self.name} (fd {self.fd}) rearmed after an oops")
+            self.rearm()
+
     def close(self) -> None:
+        """Stop watching.  A source found masked with data waiting says so loudly: its
+        driver never called :meth:`rearm` (a fault between the raise and the rearm, in a
+        bottom half where the source cannot see it)."""
+        if self.masked and not self._sel._closed and _readable(self.fd):
+            with self.k.engine.lock:
+                self.k.log(
+                    None,
+                    "err",
+                    f"irqflow: {self.name} (fd {self.fd}) was left masked with data waiting: "
+                    "its driver did not call rearm() (a fault before it?); the data was "
+                    "never read",
+                )
         self.mask()
+
+
+def _readable(fd: int) -> bool:
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 class UdpNic:
@@ -245,6 +295,8 @@ class UdpNic:
         self.bufsize = bufsize
         self.received = 0
         self.polls = 0
+        #: datagrams whose on_message raised (each one an oops)
+        self.faults = 0
         self.napi = Napi(self._poll, weight=weight, name=name) if napi else None
         k.request_irq(irq, self._top_half, name=name)
         self.source = FdSource(k, irq, sock, name=name)
@@ -257,38 +309,66 @@ class UdpNic:
             data, addr = self.sock.recvfrom(self.bufsize)
         except BlockingIOError:
             pass
+        except Exception as exc:  # the socket failed: say so, and keep the line alive
+            _fault(self.k, f"{self.source.name} recvfrom", self.irq, exc)
         else:
             self.received += 1
-            self.on_message(data, addr)
+            self._deliver(data, addr)
         self.source.rearm()
         return IRQ_HANDLED
+
+    def _deliver(self, data: bytes, addr: Any) -> None:
+        """``on_message``; a fault in it is an oops for that datagram, and the driver goes
+        on with the next (NAPI stays balanced, the source rearmed)."""
+        try:
+            self.on_message(data, addr)
+        except Exception as exc:
+            self.faults += 1
+            _fault(self.k, f"{self.source.name} on_message", None, exc)
 
     def _poll(self, napi: Napi, budget: int) -> int:
         self.polls += 1
         done = 0
-        recv = self.sock.recvfrom
-        pause = self._pause
         paused = False
-        while done < budget:
-            if pause is not None and pause():
-                paused = True
-                break
-            try:
-                data, addr = recv(self.bufsize)
-            except BlockingIOError:
-                break
-            done += 1
-            self.on_message(data, addr)
+        try:
+            done, paused = self._receive(budget)
+        except Exception as exc:  # the socket (or pause()) failed: complete and rearm
+            _fault(self.k, f"{self.source.name} poll", None, exc)
         self.received += done
         if done < budget and self.k.napi_complete_done(napi, done):
             if paused:
                 self.paused = True  # stay masked until resume()
                 self.pauses += 1
-                if pause is not None and not pause():
+                if not self._pause_wanted():
                     self.resume()  # the consumer caught up before we said we paused
             else:
                 self.source.rearm()
         return done
+
+    def _pause_wanted(self) -> bool:
+        pause = self._pause
+        try:
+            return pause is not None and bool(pause())
+        except Exception as exc:
+            _fault(self.k, f"{self.source.name} pause", None, exc)
+            return False
+
+    def _receive(self, budget: int) -> tuple[int, bool]:
+        """Read and deliver up to ``budget`` datagrams: (how many, paused)."""
+        done = 0
+        recv = self.sock.recvfrom
+        pause = self._pause
+        deliver = self._deliver
+        while done < budget:
+            if pause is not None and pause():
+                return done, True
+            try:
+                data, addr = recv(self.bufsize)
+            except BlockingIOError:
+                break
+            done += 1
+            deliver(data, addr)
+        return done, False
 
     def resume(self) -> None:
         """Restart reading after flow control paused it (from any context)."""
@@ -352,7 +432,10 @@ class SignalSource(Source):
     Python runs signal handlers in the main thread; the handler only writes the signal
     number to the selector's pipe, and the selector thread raises the line (a handler
     must not take the kernel lock the interrupted code may hold).  Create it in the
-    main thread; :meth:`close` (or ``k.stop()``) restores the previous handler."""
+    main thread.  :meth:`close` (or ``k.stop()``) restores the previous handler: at once
+    in the main thread; from another thread (only the main thread may set handlers) the
+    next time the main thread starts or stops a machine, or when the signal arrives: the
+    handler then puts the previous one back and hands it the signal."""
 
     def __init__(self, k: Kernel, irq: int, signum: int, *, name: str = "signal") -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -372,7 +455,13 @@ class SignalSource(Source):
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self._closed or self._sel._closed:
-            return  # the machine is stopping: the signal raises nothing
+            # closed from another thread: put the previous handler back now (this is the
+            # main thread) and let it have the signal
+            signals.restore_pending(signum)
+            if signal.getsignal(signum) == self._handler:
+                signal.signal(signum, self._old)
+            signals.forward(signum, frame, self._old)
+            return
         try:
             os.write(self._sel._wake_w, bytes([signum]))
         except OSError:
@@ -383,8 +472,7 @@ class SignalSource(Source):
             return
         self._closed = True
         self._sel._signals.pop(self.signum, None)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(self.signum, self._old)
+        signals.restore_handler(self.signum, self._old, self._handler)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -392,11 +480,19 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
 class AsyncioBridge:
     """Use a real machine from asyncio: raise lines from coroutines, and ``await`` work
     items, tasklets and completions without blocking the event loop.
 
-    ``loop`` defaults to the running loop when the bridge is made inside a coroutine."""
+    ``loop`` defaults to the running loop when the bridge is made inside a coroutine.
+    An await needs a started machine (else :class:`IrqflowError` at once); when the
+    machine stops, every coroutine still awaiting it gets :class:`IrqflowError`; a
+    cancelled await withdraws its wait from the machine."""
 
     def __init__(self, k: Kernel, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.k = k
@@ -407,24 +503,41 @@ class AsyncioBridge:
         """Raise line ``irq`` (never blocks for long: it queues the interrupt)."""
         self.k.raise_irq(irq)
 
-    def _when(self, pred: Callable[[], bool]) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = self.loop.create_future()
+    def _threadsafe(self, fn: Callable[..., object], *args: Any) -> None:
         loop = self.loop
+        if not loop.is_closed():  # the awaiting coroutine's loop may be gone
+            loop.call_soon_threadsafe(fn, *args)
 
-        def wake() -> None:
-            if not loop.is_closed():  # the awaiting coroutine's loop may be gone
-                loop.call_soon_threadsafe(_resolve, fut)
+    def _stopped(self, fut: asyncio.Future[Any], what: str) -> Callable[[], None]:
+        def on_stop() -> None:
+            self._threadsafe(_fail, fut, IrqflowError(f"{what}: the machine stopped"))
 
-        self._eng.notify_when(pred, wake)
-        return fut
+        return on_stop
+
+    async def _until(self, pred: Callable[[], bool], what: str) -> None:
+        fut: asyncio.Future[None] = self.loop.create_future()
+        waiter: Waiter | None = self._eng.notify_when(
+            pred, lambda: self._threadsafe(_resolve, fut), self._stopped(fut, what)
+        )
+        if waiter is None:
+            return  # it held already
+        try:
+            await fut
+        finally:
+            self._eng.cancel_waiter(waiter)  # cancelled (or done): no wait is left behind
 
     async def flush_work(self, w: Work) -> None:
         """Wait until ``w`` is neither pending nor running."""
-        await self._when(lambda: not w.state & WORK_STRUCT_PENDING and not w.running)
+        await self._until(
+            lambda: not w.state & WORK_STRUCT_PENDING and not w.running, f"flush_work({w.name})"
+        )
 
     async def tasklet_done(self, t: Tasklet) -> None:
         """Wait until ``t`` is neither scheduled nor running."""
-        await self._when(lambda: not t.state & (TASKLET_STATE_SCHED | TASKLET_STATE_RUN))
+        await self._until(
+            lambda: not t.state & (TASKLET_STATE_SCHED | TASKLET_STATE_RUN),
+            f"tasklet_done({t.name})",
+        )
 
     async def wait_for_completion(self, c: Completion) -> None:
         """``wait_for_completion`` from asyncio: consumes one ``complete()``."""
@@ -433,15 +546,17 @@ class AsyncioBridge:
                 if c.done:
                     c.done -= 1
                     return
-            await self._when(lambda: bool(c.done))
+            await self._until(lambda: bool(c.done), "wait_for_completion")
 
     async def run_work(
         self, fn: Callable[..., Any], *args: Any, wq: Workqueue | None = None
     ) -> Any:
         """Queue ``fn(*args)`` as a work item (on ``wq``, default ``system_wq``) and return
-        its result (or raise its exception) once a worker thread has run it."""
+        its result (or raise its exception) once a worker thread has run it.  ``fn`` may
+        be ``async def``: the worker runs it to its end on its own event loop."""
+        self._eng.check_can_wait("run_work")
         fut: asyncio.Future[Any] = self.loop.create_future()
-        loop = self.loop
+        name = getattr(fn, "__name__", "work")
 
         def settle(exc: BaseException | None, value: Any) -> None:
             if fut.done():
@@ -451,14 +566,30 @@ class AsyncioBridge:
             else:
                 fut.set_result(value)
 
-        def body(work: Work) -> None:
+        async def finish(aw: Any) -> None:
+            try:
+                value = await aw
+            except Exception as exc:
+                self._threadsafe(settle, exc, None)
+                raise
+            self._threadsafe(settle, None, value)
+
+        def body(work: Work) -> Coroutine[Any, Any, None] | None:
             try:
                 value = fn(*args)
             except Exception as exc:
-                loop.call_soon_threadsafe(settle, exc, None)
+                self._threadsafe(settle, exc, None)
                 raise
-            loop.call_soon_threadsafe(settle, None, value)
+            if inspect.isawaitable(value):
+                return finish(value)  # a coroutine: the worker runs it to its end
+            self._threadsafe(settle, None, value)
+            return None
 
-        w = Work(body, name=getattr(fn, "__name__", "work"))
-        self.k.queue_work(wq or self.k.system_wq, w)
-        return await fut
+        # the machine stopping before the item ran fails the await instead of hanging it
+        waiter = self._eng.notify_when(lambda: False, lambda: None, self._stopped(fut, name))
+        self.k.queue_work(wq or self.k.system_wq, Work(body, name=name))
+        try:
+            return await fut
+        finally:
+            if waiter is not None:
+                self._eng.cancel_waiter(waiter)

@@ -115,8 +115,20 @@ class Snapshot:
     ksoftirqd_wakeups: tuple[int, ...]
     #: per-CPU /proc/net/softnet_stat time_squeeze: net_rx_action runs cut short
     time_squeeze: tuple[int, ...] = field(default_factory=tuple)
+    #: the last oopses (a bounded ring: ``oopses_dropped`` counts the older ones)
     oopses: tuple[Oops, ...] = field(default_factory=tuple)
+    #: the last kernel log records (a bounded ring: ``log_dropped`` counts the older ones)
     log: tuple[LogRecord, ...] = field(default_factory=tuple)
+
+    @property
+    def oopses_dropped(self) -> int:
+        """Oopses recorded before the oldest one kept."""
+        return self.oopses[0].seq if self.oopses else 0
+
+    @property
+    def log_dropped(self) -> int:
+        """Log records made before the oldest one kept."""
+        return self.log[0].seq if self.log else 0
 
 
 def take_snapshot(k: KernelCore) -> Snapshot:

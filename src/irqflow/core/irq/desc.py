@@ -63,6 +63,7 @@ class IrqAction:
         "thread",
         "thread_fn",
         "thread_mask",
+        "warned_return",
         "warned_wake",
     )
 
@@ -82,6 +83,8 @@ class IrqAction:
         self.dev_id = dev_id
         self.thread_fn = thread_fn
         self.warned_wake = False
+        #: a bad return value of its handler was reported (once per action)
+        self.warned_return = False
         #: the handler's arguments (built once: the hot path allocates nothing)
         self.args = (irq, dev_id)
         # threaded handlers (kernel/irq/manage.c)

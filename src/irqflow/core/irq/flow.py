@@ -13,7 +13,7 @@ still-asserted line fires again when the other CPU unmasks it (invariant 33).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from irqflow.core.constants import IRQ_HANDLED, IRQ_NONE, IRQ_WAKE_THREAD, IrqReturn
 from irqflow.core.irq import chip
@@ -25,17 +25,28 @@ from irqflow.core.irq.desc import (
     PENDING,
     POLL_INPROGRESS,
     REPLAY,
+    IrqAction,
     IrqDesc,
 )
 from irqflow.core.irq.spurious import note_interrupt
 from irqflow.core.irq.thread import irq_wake_thread
-from irqflow.core.kthread import FAILED
+from irqflow.core.kthread import FAILED, symbol_name
 
 if TYPE_CHECKING:
     from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
 
 IRQ_WAKE = int(IRQ_WAKE_THREAD)
+
+
+class IrqHandler(Protocol):
+    """A top half or a threaded handler: ``handler(irq, dev_id) -> IrqReturn``.
+
+    ``request_irq`` is typed with it, so a type checker flags a handler that can return
+    ``None`` (a forgotten ``return IRQ_HANDLED``; at run time it counts as IRQ_NONE, said
+    once, see :func:`_check_return`)."""
+
+    def __call__(self, irq: int, dev_id: Any, /) -> IrqReturn | int: ...
 
 
 def _defer(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
@@ -125,7 +136,9 @@ def handle_fasteoi_irq(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
 
 
 def handle_irq_event(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
-    """Run every action of the line with local IRQs off; OR their results."""
+    """Run every action of the line with local IRQs off; OR their results.  INPROGRESS
+    is cleared however the chain ends (a ``BaseException`` from a handler, Ctrl-C in the
+    sim, propagates after its oops: the line must not stay busy for good)."""
     if desc.state & PENDING:
         desc.consume_pending()
     desc.state |= INPROGRESS
@@ -133,43 +146,53 @@ def handle_irq_event(k: KernelBase, c: Cpu, desc: IrqDesc) -> None:
     irq = desc.irq
     start = k.engine.now
     ret = 0
-    for action in tuple(desc.actions):
-        if k.tracing:
-            k.trace.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
-        res = k._call(c, action.handler, action.args, action.name, irq)
-        if res.__class__ is not int:
-            res = 1 if res is IRQ_HANDLED else _check_return(k, c, action.name, irq, res)
-        if c.irqs_on:
-            k.log(c, "warn", f"irq {irq} handler {action.name} enabled interrupts")
-            c.irqs_on = False  # invariant 5: re-disabled
-        if k.tracing:
-            k.trace.emit(c, "irq:irq_handler_exit", {"irq": irq, "ret": res})
-        if res & IRQ_WAKE:
-            irq_wake_thread(k, c, desc, action)
-        ret |= res
-    # note_interrupt returns at once for a handled event on a line with no unhandled ones
-    if (
-        (ret != 1 or desc.irqs_unhandled)
-        and not k.config.noirqdebug
-        and not desc.state & POLL_INPROGRESS
-    ):
-        note_interrupt(k, c, desc, ret)
-    desc.lat_hardirq.add(k.engine.now - start)
-    desc.state &= ~INPROGRESS
-    desc.inprogress_cpu = None
+    try:
+        for action in tuple(desc.actions):
+            if k.tracing:
+                k.trace.emit(c, "irq:irq_handler_entry", {"irq": irq, "name": action.name})
+            res = k._call(c, action.handler, action.args, action.name, irq)
+            if res.__class__ is not int:
+                res = 1 if res is IRQ_HANDLED else _check_return(k, c, action, irq, res)
+            if c.irqs_on:
+                k.log(c, "warn", f"irq {irq} handler {action.name} enabled interrupts")
+                c.irqs_on = False  # invariant 5: re-disabled
+            if k.tracing:
+                k.trace.emit(c, "irq:irq_handler_exit", {"irq": irq, "ret": res})
+            if res == IRQ_WAKE:  # only an exact IRQ_WAKE_THREAD wakes it (switch (res))
+                irq_wake_thread(k, c, desc, action)
+            ret |= res
+        # note_interrupt returns at once for a handled event on a line with no unhandled ones
+        if (
+            (ret != 1 or desc.irqs_unhandled)
+            and not k.config.noirqdebug
+            and not desc.state & POLL_INPROGRESS
+        ):
+            note_interrupt(k, c, desc, ret)
+        desc.lat_hardirq.add(k.engine.now - start)
+    finally:
+        desc.state &= ~INPROGRESS
+        desc.inprogress_cpu = None
 
 
-def _check_return(k: KernelBase, c: Cpu, name: str, irq: int, res: Any) -> int:
+def _check_return(k: KernelBase, c: Cpu, action: IrqAction, irq: int, res: Any) -> int:
     if res.__class__ is IrqReturn:
         return int(res._value_)  # plain int from here on (IntFlag operators are slow)
     if res is FAILED:
         return IRQ_NONE  # the oops is recorded; nobody handled this event
     if isinstance(res, int) and not isinstance(res, bool) and res >= 0:
         return int(res)
-    k.log(
-        c,
-        "warn",
-        f"irq {irq} handler {name} returned {res!r}; a handler must return IRQ_HANDLED, "
-        "IRQ_NONE or IRQ_WAKE_THREAD (counted as IRQ_NONE)",
-    )
+    # Counted as IRQ_NONE, as the kernel does; said once per handler, at the first one
+    # (a Python None is nearly always a forgotten ``return IRQ_HANDLED``, which would
+    # otherwise end in "nobody cared" after 100,000 events, with a warning for each).
+    if not action.warned_return:
+        action.warned_return = True
+        hint = " (forgot `return IRQ_HANDLED`?)" if res is None else ""
+        k.log(
+            c,
+            "warn",
+            f"irq {irq} handler {action.name} ({symbol_name(action.handler)}) returned "
+            f"{res!r}{hint}; a handler must return IRQ_HANDLED, IRQ_NONE or IRQ_WAKE_THREAD. "
+            "Counted as IRQ_NONE: a line whose events go unhandled is disabled after "
+            '99,900 of 100,000 ("nobody cared"). Said once for this handler.',
+        )
     return IRQ_NONE

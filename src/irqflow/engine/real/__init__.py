@@ -14,7 +14,9 @@ tick, the watchdog) is one more thread, ``irqflow-clock``.
 **The kernel lock.**  One lock protects the core's state.  Kernel flows run holding it;
 it is released around every piece of driver code (handlers, softirq actions, tasklets,
 work functions) and while a thread waits, so no lock is held while a handler runs.
-Public ``Kernel`` methods take it on entry (:class:`RealKernel`).
+Public ``Kernel`` methods take it on entry (:class:`RealKernel`), with ``with`` on the C
+``RLock`` so that Ctrl-C cannot break it (:mod:`.lock`, :mod:`.signals`); ``raise_irq`` on
+an edge line does not take it (:mod:`.raises`).
 
 **The CPU token: one context on a CPU at a time.**  In the kernel a CPU runs one thing at
 a time; an interrupt runs on top of whatever it interrupted.  Here several OS threads
@@ -52,7 +54,8 @@ traces) but CPython has no thread priorities.  ``need_resched`` is never set
 
 **Modules.**  :mod:`.engine` holds the contract's members, the CPU and task threads and
 the token; :mod:`.lock` the kernel lock; :mod:`.context` a task's view of its CPU;
-:mod:`.clock` the clock thread and watchdog; :mod:`.lifecycle` stopping and the report.
+:mod:`.clock` the clock thread and watchdog; :mod:`.lifecycle` stopping and the report;
+:mod:`.raises` the lock-free raise path; :mod:`.signals` Ctrl-C and signal handlers.
 """
 
 from irqflow.engine.real.context import set_os_thread_name, spin

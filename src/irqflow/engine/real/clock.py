@@ -10,6 +10,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core import cpu as cpumod
+from irqflow.engine.real import signals
 
 if TYPE_CHECKING:
     from irqflow.engine.real.engine import RealEngine
@@ -23,7 +24,7 @@ class Clock:
 
     def __init__(self, eng: RealEngine) -> None:
         self.eng = eng
-        self.cv = threading.Condition(eng._kl)
+        self.cv = threading.Condition(eng.lock)
         #: (time, seq, fn, args, internal): internal entries run under the kernel lock,
         #: the others (device callbacks) outside the machine, without it
         self.timers: list[tuple[int, int, Callable[..., Any], tuple[Any, ...], bool]] = []
@@ -50,6 +51,8 @@ class Clock:
             next_check = eng.now
             while not eng.halted:
                 now = eng.now
+                if eng.deferred_sigint:
+                    signals.deliver_deferred(eng)  # the main thread's section is over
                 if now >= next_check:
                     next_check = now + int(CHECK_S * 1e9)
                     eng.check_waiters()
@@ -65,19 +68,19 @@ class Clock:
                 wait = next_check - now
                 if timers:
                     wait = min(wait, timers[0][0] - now)
-                eng.lock.wait(self.cv, max(wait, 0) / 1e9)
+                self.cv.wait(max(wait, 0) / 1e9)
 
     def _outside_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """A device callback (``call_at``): outside the machine, without the lock."""
         eng = self.eng
-        depth = eng.lock.unlock()
+        state = eng.lock._release_save()
         try:
             fn(*args)
         except Exception as exc:
             with eng.lock:
                 eng.k.log(None, "err", f"call_at callback {fn!r} raised {exc!r}")
         finally:
-            eng.lock.relock(depth)
+            eng.lock._acquire_restore(state)
 
     def _watchdog(self) -> None:
         """Report driver code that has run in atomic context for too long (once each), and

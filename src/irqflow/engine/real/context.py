@@ -16,7 +16,7 @@ from irqflow.core.cpu import Cpu
 
 if TYPE_CHECKING:
     from irqflow.core.sched import Task
-    from irqflow.engine.real.engine import CpuState, RealEngine
+    from irqflow.engine.real.engine import RealEngine
 
 
 class Tls(threading.local):
@@ -24,14 +24,8 @@ class Tls(threading.local):
 
     #: the context this thread runs in: a CPU (its CPU thread) or a task's view of one
     cpu: Cpu | None = None
-    #: how deep this thread is in kernel-lock sections (0: it does not hold the lock)
-    depth = 0
     #: the thread's own asyncio loop, for the ``async def`` bodies it runs
     loop: asyncio.AbstractEventLoop | None = None
-
-    def __init__(self) -> None:
-        #: idle CPUs to wake once this thread lets go of the kernel lock
-        self.rings: list[CpuState] = []
 
 
 def spin(ns: int) -> None:
