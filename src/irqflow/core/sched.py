@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
 
-from irqflow.core.rq import NICE_TO_WEIGHT
+from irqflow.core.rq import NICE_TO_WEIGHT, bind_run_queues
+from irqflow.core.sched_fair import SchedEntity
 
 POLICIES = ("normal", "fifo", "rr", "idle")
 
@@ -45,6 +46,7 @@ class Task:
         "saved_irqs_on",
         "saved_pc",
         "saved_running",
+        "se",
         "state",
         "sum_exec",
         "vruntime",
@@ -86,6 +88,8 @@ class Task:
         self.state = RUNNING
         self.on_rq = False
         self.vruntime = 0
+        #: the fair class's state (EEVDF: deadline, lag ...)
+        self.se = SchedEntity()
         self.sum_exec = 0
         self.exec_start_sum = 0
         self.saved_pc = 0
@@ -132,6 +136,7 @@ class Scheduler:
         #: kernel code in process context is preempted on return from interrupt (full
         #: preemption); otherwise only code returning to user mode (kthread_run bodies)
         self.preempt_kernel = k.config.preempt_model in ("full", "rt")
+        bind_run_queues(k)
 
     # --- tasks ----------------------------------------------------------------------
     def spawn(
