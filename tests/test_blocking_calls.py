@@ -24,10 +24,10 @@ def test_async_kthread_awaits_flush_cancel_synchronize_and_del_timer_sync() -> N
     log: list[tuple[str, Any, int]] = []
 
     async def slow(w: Work) -> None:
-        await k.msleep(2)
+        await k.usleep_range(2000, 2000)
 
     async def thread_fn(irq: int, dev: object) -> int:
-        await k.msleep(3)
+        await k.usleep_range(3000, 3000)
         return IRQ_HANDLED
 
     k.request_threaded_irq(24, lambda i, d: IRQ_WAKE_THREAD, thread_fn, name="eth0")
@@ -36,17 +36,18 @@ def test_async_kthread_awaits_flush_cancel_synchronize_and_del_timer_sync() -> N
 
     async def driver(k: Kernel) -> None:
         k.schedule_work(busy)
-        await k.msleep(0.1)
+        await k.usleep_range(100, 100)
         log.append(("flush_work", await k.flush_work(busy), k.now()))
         k.schedule_work(busy)
-        await k.msleep(0.1)
+        await k.usleep_range(100, 100)
         log.append(("cancel_work_sync", await k.cancel_work_sync(busy), k.now()))
         start = k.now()
         k.raise_irq(24)
-        await k.msleep(0.1)
+        await k.usleep_range(100, 100)
         log.append(("synchronize_irq", await k.synchronize_irq(24), k.now() - start))
         k.add_timer(timer, k.jiffies + 1)
-        await k.msleep(4.5)
+        while k.timer_pending(timer):  # until it fires (its callback: 1.5 ms of CPU)
+            await k.usleep_range(100, 100)
         log.append(("del_timer_sync", await k.del_timer_sync(timer), int(timer.running)))
 
     k.kthread_run(driver, "driver", cpu=0)

@@ -1,7 +1,10 @@
 """The per-CPU scheduler: fair sharing by nice weight, RT over fair, RR slices, RT
-throttling, and /proc/stat-style accounting."""
+bandwidth, and /proc/stat-style accounting.  (EEVDF and RT bandwidth in detail:
+test_sched_eevdf.py, test_sched_rt.py.)"""
 
 from __future__ import annotations
+
+import pytest
 
 from irqflow import Kernel, KernelConfig
 from irqflow.core.rq import NICE_TO_WEIGHT
@@ -33,10 +36,12 @@ def test_nice_levels_share_the_cpu_by_the_kernels_weights() -> None:
     assert abs(ratio - expected) / expected < 0.15, ratio
 
 
-def test_rt_throttling_leaves_normal_tasks_five_percent() -> None:
-    """A SCHED_FIFO hog gets at most rt_runtime (950 ms) of each 1 s period while a normal
-    task is runnable; the normal task gets the rest (~5%)."""
-    k = Kernel(cpus=1)
+@pytest.mark.parametrize("rt_bandwidth", ["fair_server", "throttle"])
+def test_an_rt_hog_leaves_normal_tasks_five_percent(rt_bandwidth: str) -> None:
+    """A SCHED_FIFO hog and a normal task: the 6.13 fair server gives the normal task 50 ms
+    of each second once it has waited 950 ms; classic throttling gives it what the hog
+    may not use, rt_period - rt_runtime (50 ms).  About 5% either way."""
+    k = Kernel(cpus=1, config=KernelConfig(rt_bandwidth=rt_bandwidth))
     k.kthread_run(spinner(), "rt", cpu=0, policy="fifo", prio=10)
     k.kthread_run(spinner(), "normal", cpu=0)
     k.run(until=3_000 * MS)
@@ -44,8 +49,9 @@ def test_rt_throttling_leaves_normal_tasks_five_percent() -> None:
     assert 0.03 < normal / (rt + normal) < 0.07, (rt, normal)
 
 
-def test_without_normal_tasks_rt_is_not_throttled() -> None:
-    """Throttling only applies while a normal task waits: alone, the RT hog gets it all."""
+def test_rt_runtime_does_not_limit_rt_tasks_under_the_fair_server() -> None:
+    """Without CONFIG_RT_GROUP_SCHED (6.13's default, rt_bandwidth="fair_server")
+    sched_rt_runtime_us only caps deadline admission: alone, the RT hog gets it all."""
     k = Kernel(cpus=1, config=KernelConfig(rt_runtime_ns=500_000_000))
     k.kthread_run(spinner(), "rt", cpu=0, policy="fifo", prio=10)
     k.run(until=2_000 * MS)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from irqflow.core.base import KernelBase
     from irqflow.core.cpu import Cpu
 
-from irqflow.core.rq import NICE_TO_WEIGHT
+from irqflow.core.rq import NICE_TO_WEIGHT, bind_run_queues
+from irqflow.core.sched_fair import SchedEntity
 
 POLICIES = ("normal", "fifo", "rr", "idle")
 
@@ -59,6 +60,7 @@ class Task:
         "saved_irqs_on",
         "saved_pc",
         "saved_running",
+        "se",
         "sleep_state",
         "state",
         "sum_exec",
@@ -104,6 +106,8 @@ class Task:
         self.sleep_state = "D"
         self.on_rq = False
         self.vruntime = 0
+        #: the fair class's state (EEVDF: deadline, lag ...)
+        self.se = SchedEntity()
         self.sum_exec = 0
         self.exec_start_sum = 0
         self.saved_pc = 0
@@ -154,6 +158,7 @@ class Scheduler:
         self.preempt_kernel = k.config.preempt_model in ("full", "rt")
         #: 1 where the scheduler's locks count in preempt_count (CONFIG_PREEMPT_COUNT)
         self.lock_pc = 1 if k.config.preempt_count else 0
+        bind_run_queues(k)
 
     # --- tasks ----------------------------------------------------------------------
     def spawn(
