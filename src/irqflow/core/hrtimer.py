@@ -63,6 +63,9 @@ class Hrtimers:
     def __init__(self, k: KernelBase) -> None:
         self.k = k
         self.seq = 0
+        #: per CPU: HRTIMER_SOFTIRQ is raised and has not run yet (softirq_activated):
+        #: the soft base is left out of the clock event until it has
+        self.soft_active = [False] * len(k.cpus)
 
     def start(self, c: Cpu, t: HrTimer, softexpires: int, expires: int) -> None:
         """``hrtimer_start_range_ns`` (absolute, pinned to ``c``)."""
@@ -90,7 +93,8 @@ class Hrtimers:
     def next_event(self, c: Cpu) -> int | None:
         """When ``c``'s clock event must fire next for its hrtimers (the earliest hard
         expiry of both bases), None if none is queued."""
-        hard, soft = self._head(c.hrtimers[0]), self._head(c.hrtimers[1])
+        hard = self._head(c.hrtimers[0])
+        soft = None if self.soft_active[c.nr] else self._head(c.hrtimers[1])
         times = [t.expires for t in (hard, soft) if t is not None]
         return min(times) if times else None
 
@@ -114,9 +118,10 @@ class Hrtimers:
     def interrupt(self, k: KernelBase, c: Cpu) -> None:
         """``hrtimer_interrupt`` (hard-IRQ context, from the local timer interrupt): the
         hard base's due timers run here; due soft ones raise HRTIMER_SOFTIRQ."""
-        soft = self._head(c.hrtimers[1])
+        soft = None if self.soft_active[c.nr] else self._head(c.hrtimers[1])
         if soft is not None and soft.expires <= k.engine.now:
             # softirq_expires_next (a hard expiry) has passed: the soft base's turn
+            self.soft_active[c.nr] = True
             raise_timer_softirq(k, c, HRTIMER_SOFTIRQ)
         self._run_base(k, c, c.hrtimers[0])
         nxt = self.next_event(c)
@@ -125,6 +130,7 @@ class Hrtimers:
 
     def run_softirq(self, k: KernelBase, c: Cpu) -> None:
         """HRTIMER_SOFTIRQ's action (``hrtimer_run_softirq``)."""
+        self.soft_active[c.nr] = False
         self._run_base(k, c, c.hrtimers[1])
         nxt = self.next_event(c)
         if nxt is not None:
