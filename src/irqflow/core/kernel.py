@@ -473,8 +473,10 @@ class KernelCore(ContextApi):
 
     def alloc_workqueue(self, name: str, flags: int = 0, max_active: int = 0) -> Workqueue:
         """cmwq: a queue onto the per-CPU (or, with ``WQ_UNBOUND``, unbound) pools with at
-        most ``max_active`` items active per pool (0: the default).  per-cpu-threads
-        model: per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``.
+        most ``max_active`` items active per CPU (``WQ_UNBOUND``: in all): 1..2048
+        (WQ_MAX_ACTIVE), 0 for the default 1024 (WQ_DFL_ACTIVE).  Other values raise
+        IrqflowError (the kernel clamps them with a warning).  per-cpu-threads model:
+        per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``.
         ``WQ_BH``: items run in softirq context."""
         return self.wq.alloc_workqueue(name, flags, max_active)
 

@@ -187,15 +187,17 @@ class Workqueues:
     ) -> Workqueue:
         if not isinstance(name, str) or not name:
             raise IrqflowError(f"workqueue name {name!r}: give a non-empty string")
-        if not isinstance(max_active, int) or max_active < 0:
-            raise IrqflowError(f"alloc_workqueue({name!r}, max_active={max_active!r}): use >= 0")
+        if (not isinstance(max_active, int) or isinstance(max_active, bool)
+                or not 0 <= max_active <= WQ_MAX_ACTIVE):  # fmt: skip
+            raise IrqflowError(
+                f"alloc_workqueue({name!r}, max_active={max_active!r}): max_active is out of "
+                f"range; give 1..{WQ_MAX_ACTIVE} (WQ_MAX_ACTIVE), or 0 for the default "
+                f"{WQ_DFL_ACTIVE} (WQ_DFL_ACTIVE).  The kernel would clamp it with a warning; "
+                "irqflow refuses it"
+            )
         k = self.k
         if self.cmwq is not None:
             active = max_active or WQ_DFL_ACTIVE
-            if active > WQ_MAX_ACTIVE:
-                self.k.log(None, "warn", f"workqueue: max_active {active} requested for {name} "
-                         f"is out of range, clamping between 1 and {WQ_MAX_ACTIVE}")  # fmt: skip
-                active = WQ_MAX_ACTIVE
             wq = Workqueue(k, name, flags, True, cmwq=True, max_active=active, ordered=ordered)
         else:
             wq = Workqueue(k, name, flags, single)
@@ -229,9 +231,10 @@ class Workqueues:
                     "WQ_HIGHPRI, and max_active must be 0"
                 )
             return self._new_bh_wq(name, flags)
-        """cmwq: a queue onto the per-CPU (or, with ``WQ_UNBOUND``, unbound) pools with at
-        most ``max_active`` items active per pool (0: 1024).  per-cpu-threads model:
-        per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``."""
+        # cmwq: a queue onto the per-CPU (or, with WQ_UNBOUND, unbound) pools with at most
+        # max_active items active per CPU (WQ_UNBOUND: in all), 0 meaning 1024.  The
+        # per-cpu-threads model: per-CPU threads, or one thread with WQ_UNBOUND or
+        # max_active=1.
         single = bool(flags & WQ_UNBOUND) or max_active == 1
         return self._new_wq(name, flags, single=single, max_active=max_active)
 
