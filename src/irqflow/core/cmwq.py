@@ -110,8 +110,9 @@ class Cmwq:
         hi = bool(wq.flags & WQ_HIGHPRI)
         return self.unbound[hi] if wq.flags & WQ_UNBOUND else self.cpu_pools[cpu][hi]
 
-    def queue(self, wq: Workqueue, w: Work, cpu: int) -> None:
-        """``__queue_work`` (PENDING already taken)."""
+    def queue(self, wq: Workqueue, w: Work, cpu: int, req_cpu: int) -> None:
+        """``__queue_work`` (PENDING already taken) onto ``cpu``'s pool of ``wq``;
+        ``req_cpu`` is what the caller asked for (WORK_CPU_UNBOUND or a CPU)."""
         k = self.k
         pool = self.pool_for(wq, cpu)
         last = w.pwq.pool if w.pwq is not None else None
@@ -124,7 +125,7 @@ class Cmwq:
         w.wq, w.pwq = wq, pwq
         w.queued += 1
         wq.inserted[0] += 1
-        k.wq.trace_queue(wq, w, cpu, -1 if pool.cpu is None else pool.cpu)
+        k.wq.trace_queue(wq, w, req_cpu, -1 if pool.cpu is None else pool.cpu)
         if not pwq.inactive and pwq.nr_active < wq.max_active:
             self.activate(pwq, w)
         else:

@@ -481,11 +481,13 @@ class KernelCore(ContextApi):
         return self.wq.alloc_workqueue(name, flags, max_active)
 
     def queue_work_on(self, cpu: int, wq: Workqueue, w: Work) -> bool:
-        """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending."""
+        """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending.
+        ``workqueue_queue_work`` traces ``cpu`` as its ``req_cpu``."""
         return self.wq.queue_work_on(cpu, wq, w)
 
     def queue_work(self, wq: Workqueue, w: Work) -> bool:
-        """Queue on the submitting CPU (CPU 0 from outside the machine)."""
+        """Queue on the submitting CPU (CPU 0 from outside the machine); traced with
+        ``req_cpu`` WORK_CPU_UNBOUND (8192), as the kernel's ``queue_work`` does."""
         return self.wq.queue_work(wq, w)
 
     def schedule_work(self, w: Work) -> bool:

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 #: 2.6.11 create_workqueue: worker threads at nice -5
 WORKER_NICE = -5
 WORK_STRUCT_PENDING = 1 << 0
+#: include/linux/workqueue.h: the "any CPU" of queue_work() (NR_CPUS; 8192 on distro
+#: kernels), traced as workqueue_queue_work's req_cpu
+WORK_CPU_UNBOUND = 8192
 
 
 class Work:
@@ -99,8 +102,7 @@ class DelayedWork(Work):
     def _fire(self, data: Any) -> None:
         # delayed_work_timer_fn: queue on the CPU the timer ran on (set by the kernel)
         assert self.wq is not None
-        wqs = self.wq.kernel.wq
-        wqs.insert(self.wq, self, wqs.work_cpu())
+        self.wq.kernel.wq.insert(self.wq, self, WORK_CPU_UNBOUND)
 
 
 class Workqueue:
@@ -297,8 +299,10 @@ class Workqueues:
             raise TypeError(f"{what}: expected an irqflow.Work, got {w!r}")
         return w
 
-    def insert(self, wq: Workqueue, w: Work, cpu: int) -> None:
-        """``__queue_work``: PENDING is already set."""
+    def insert(self, wq: Workqueue, w: Work, req_cpu: int) -> None:
+        """``__queue_work``: PENDING is already set.  ``req_cpu`` is the CPU asked for,
+        or WORK_CPU_UNBOUND for the current one (CPU 0 from outside the machine)."""
+        cpu = self.work_cpu() if req_cpu == WORK_CPU_UNBOUND else req_cpu
         if wq.flags & WQ_BH:
             # BH workqueue: the queueing CPU's BH pool, run from TASKLET/HI_SOFTIRQ
             hi = bool(wq.flags & WQ_HIGHPRI)
@@ -307,7 +311,7 @@ class Workqueues:
             w.queued += 1
             wq.inserted[0] += 1
             c.bh_work[hi].append((w, wq))
-            self.trace_queue(wq, w, cpu, cpu)
+            self.trace_queue(wq, w, req_cpu, cpu)
             self.trace_activate(w)
             if self.k.engine.current_cpu is c:
                 raise_softirq_irqoff(self.k, c, 0 if hi else 6)
@@ -315,7 +319,7 @@ class Workqueues:
                 self.k.engine.call_at(self.k.engine.now, _raise_on, self.k, c, hi)
             return
         if self.cmwq is not None:
-            self.cmwq.queue(wq, w, cpu)
+            self.cmwq.queue(wq, w, cpu, req_cpu)
             return
         i = 0 if wq.single else cpu
         w.wq = wq
@@ -323,7 +327,7 @@ class Workqueues:
         w.queued += 1
         wq.lists[i].append(w)
         wq.inserted[i] += 1
-        self.trace_queue(wq, w, cpu, i)
+        self.trace_queue(wq, w, req_cpu, i)
         self.trace_activate(w)
         self.k.sched.wake_up_process(wq.workers[i])
 
@@ -339,8 +343,14 @@ class Workqueues:
             )
         if w.owner is not self.k:
             claim(w, self.k, f"queue_work({wq.name}, {w.name})")
-        if not isinstance(cpu, int) or not 0 <= cpu < len(self.k.cpus):
-            raise IrqflowError(f"queue_work_on({cpu!r}): CPUs are 0..{len(self.k.cpus) - 1}")
+        if cpu != WORK_CPU_UNBOUND and (
+            not isinstance(cpu, int) or not 0 <= cpu < len(self.k.cpus)
+        ):
+            raise IrqflowError(
+                f"queue_work_on({cpu!r}, {wq.name}, {w.name}): this machine's CPUs are "
+                f"0..{len(self.k.cpus) - 1}; give one of them, or queue_work() (or "
+                f"WORK_CPU_UNBOUND, {WORK_CPU_UNBOUND}) for the current CPU"
+            )
         if wq.flags & WQ_BH:
             refuse_async(w.func, f"queue_work({wq.name}, {w.name})", "softirq (a BH workqueue)")
         if w.state & WORK_STRUCT_PENDING:
@@ -350,8 +360,9 @@ class Workqueues:
         return True
 
     def queue_work(self, wq: Workqueue, w: Work) -> bool:
-        """Queue on the submitting CPU (CPU 0 from outside the machine)."""
-        return self.queue_work_on(self.work_cpu(), wq, w)
+        """Queue on the submitting CPU (CPU 0 from outside the machine); traced with
+        ``req_cpu`` WORK_CPU_UNBOUND, as the kernel's queue_work() does."""
+        return self.queue_work_on(WORK_CPU_UNBOUND, wq, w)
 
     def schedule_work(self, w: Work) -> bool:
         """``queue_work(system_wq, w)``: the ``events`` queue."""
