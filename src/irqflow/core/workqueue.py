@@ -21,7 +21,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
-from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
+from irqflow.core.constants import (
+    HI_SOFTIRQ,
+    TASKLET_SOFTIRQ,
+    WQ_BH,
+    WQ_HIGHPRI,
+    WQ_MEM_RECLAIM,
+    WQ_UNBOUND,
+)
 from irqflow.core.cpu import IRQ_WORK_VECTOR
 from irqflow.core.errors import IrqflowError, claim, refuse_async
 from irqflow.core.kthread import symbol_name
@@ -39,6 +46,10 @@ WORK_STRUCT_PENDING = 1 << 0
 #: include/linux/workqueue.h: the "any CPU" of queue_work() (NR_CPUS; 8192 on distro
 #: kernels), traced as workqueue_queue_work's req_cpu
 WORK_CPU_UNBOUND = 8192
+#: kernel/workqueue.c bh_worker: at most this many items per pass, and for at most
+#: msecs_to_jiffies(BH_WORKER_MSECS) jiffies
+BH_WORKER_RESTARTS = 10
+BH_WORKER_MSECS = 2
 
 
 class Work:
@@ -175,6 +186,8 @@ class Workqueues:
         self.workqueues: list[Workqueue] = []
         #: the concurrency-managed pools (``workqueue_model="cmwq"``), else None
         self.cmwq = Cmwq(k) if k.config.workqueue_model == "cmwq" else None
+        #: the BH pools, as (cpu, highpri), whose bh_worker pass is under way
+        self.bh_running: set[tuple[int, bool]] = set()
 
     def boot(self) -> None:
         """The system workqueues (``workqueue_init_early``)."""
@@ -245,6 +258,51 @@ class Workqueues:
         self.workqueues.append(wq)
         return wq
 
+    # --- BH workqueues (6.9+) ------------------------------------------------------------
+    def _kick_bh(self, c: Cpu, hi: bool) -> None:
+        """``kick_pool`` of a BH pool: raise its softirq (by irq_work on another CPU),
+        unless its bh_worker pass is under way: that pass takes the item."""
+        if (c.nr, hi) in self.bh_running:
+            return
+        k = self.k
+        if k.engine.current_cpu is c:
+            raise_softirq_irqoff(k, c, HI_SOFTIRQ if hi else TASKLET_SOFTIRQ)
+        else:
+            k.engine.call_at(k.engine.now, _raise_on, k, c, hi)
+
+    def softirq_action(self, c: Cpu, hi: bool) -> None:
+        """``workqueue_softirq_action``: the start of ``tasklet_action`` (``hi``:
+        ``tasklet_hi_action``) runs the CPU's BH pool, ``bh_worker``: items in queueing
+        order, including those queued meanwhile, while fewer than BH_WORKER_RESTARTS have
+        run and jiffies has not reached msecs_to_jiffies(2) past the start.  Leftover
+        work re-raises the softirq, which goes on in the restart loop or in ksoftirqd."""
+        bh = c.bh_work[hi]
+        if not bh:
+            return
+        k = self.k
+        key = (c.nr, hi)
+        restarts = BH_WORKER_RESTARTS
+        end = k.jiffies + k.config.msecs_to_jiffies(BH_WORKER_MSECS)
+        self.bh_running.add(key)
+        try:
+            while True:
+                w, wq = bh.popleft()
+                w.state &= ~WORK_STRUCT_PENDING
+                w.running += 1
+                self.trace_exec(w, "start")
+                k._call(c, w.func, (w,), f"bh work {w.name}")
+                self.trace_exec(w, "end")
+                w.running -= 1
+                w.runs += 1
+                wq.finished[0] += 1
+                restarts -= 1
+                if not (bh and restarts and k.jiffies < end):
+                    break
+        finally:
+            self.bh_running.discard(key)
+        if bh:
+            self._kick_bh(c, hi)
+
     # --- the scheduler's hooks (cmwq concurrency management) -----------------------------
     def worker_running(self, t: Task) -> None:
         """``wq_worker_running``: a worker task woke up."""
@@ -310,13 +368,10 @@ class Workqueues:
             w.wq, w.cpu = wq, cpu
             w.queued += 1
             wq.inserted[0] += 1
-            c.bh_work[hi].append((w, wq))
             self.trace_queue(wq, w, req_cpu, cpu)
             self.trace_activate(w)
-            if self.k.engine.current_cpu is c:
-                raise_softirq_irqoff(self.k, c, 0 if hi else 6)
-            else:  # a remote CPU: irq_work raises it there
-                self.k.engine.call_at(self.k.engine.now, _raise_on, self.k, c, hi)
+            c.bh_work[hi].append((w, wq))
+            self._kick_bh(c, hi)
             return
         if self.cmwq is not None:
             self.cmwq.queue(wq, w, cpu, req_cpu)
@@ -471,6 +526,6 @@ def _worker_body(k: KernelBase, wq: Workqueue, i: int) -> Callable[[], None]:
 def _raise_on(k: KernelBase, c: Cpu, hi: bool) -> None:
     """irq_work on another CPU: mark the BH pool's vector pending there and send the IPI,
     whose irq_exit runs it."""
-    raise_softirq_irqoff(k, c, 0 if hi else 6, wake=False)
+    raise_softirq_irqoff(k, c, HI_SOFTIRQ if hi else TASKLET_SOFTIRQ, wake=False)
     c.irr[IRQ_WORK_VECTOR] = None
     k.engine.deliver(c)
