@@ -146,6 +146,10 @@ class Workqueue:
         self.finished = [0] * n
         self.workers: list[Task] = []
         self.destroyed = False
+        #: what tools/workqueue/wq_monitor.py shows: items started and completed, items
+        #: marked CPU_INTENSIVE for hogging a CPU (cmwq), and workers woken by concurrency
+        #: management (a counted worker slept or was marked)
+        self.stats = {"started": 0, "completed": 0, "cpu_intensive": 0, "cm_wakeup": 0}
 
     def __repr__(self) -> str:
         return f"<Workqueue {self.name} threads={len(self.workers)}>"
@@ -164,11 +168,13 @@ def worker_thread(k: KernelBase, wq: Workqueue, i: int) -> None:
         w = lst.popleft()
         w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)
         w.running += 1
+        wq.stats["started"] += 1
         k.wq.trace_exec(w, "start")
         k._run_in_task(c, w.func, (w,), w.where)
         k.wq.trace_exec(w, "end")
         w.running -= 1
         w.runs += 1
+        wq.stats["completed"] += 1
         wq.finished[i] += 1
         k.sched.cond_resched(c)
 
@@ -289,11 +295,13 @@ class Workqueues:
                 w, wq = bh.popleft()
                 w.state &= ~WORK_STRUCT_PENDING
                 w.running += 1
+                wq.stats["started"] += 1
                 self.trace_exec(w, "start")
                 k._call(c, w.func, (w,), f"bh work {w.name}")
                 self.trace_exec(w, "end")
                 w.running -= 1
                 w.runs += 1
+                wq.stats["completed"] += 1
                 wq.finished[0] += 1
                 restarts -= 1
                 if not (bh and restarts and k.jiffies < end):
@@ -316,9 +324,8 @@ class Workqueues:
 
     def worker_tick(self, t: Task) -> None:
         """``wq_worker_tick``: a worker task was running at the tick."""
-        cm = self.cmwq
-        if cm is not None and cm.hogging(t.wq_worker):
-            cm.mark_intensive(t.wq_worker)
+        if self.cmwq is not None:
+            self.cmwq.worker_tick(t.wq_worker)
 
     # --- tracepoints shared by both models ----------------------------------------------
     def trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
