@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from irqflow import (
+    IRQ_HANDLED,
     WQ_CPU_INTENSIVE,
     WQ_HIGHPRI,
     WQ_UNBOUND,
@@ -285,3 +286,31 @@ def test_queue_work_on_a_cpu_the_machine_lacks_names_the_cpus_and_the_fix() -> N
     k = make()
     with pytest.raises(IrqflowError, match=r"queue_work_on\(5, events, w\).*0\.\.1; give one"):
         k.queue_work_on(5, k.system_wq, Work(lambda w: None, name="w"))
+
+
+def test_a_woken_worker_counts_only_once_it_runs_again() -> None:
+    """wq_worker_running runs when the worker returns from schedule(): a worker woken
+    from its sleep but still waiting for the CPU does not count, so the running worker
+    goes on (keep_working) with the item queued meanwhile instead of leaving it for later."""
+    k = make(cpus=1, preempt_model="voluntary")  # a running kworker is not preempted
+    seen: dict[str, tuple[int, str]] = {}
+
+    def mark(name: str) -> None:
+        seen[name] = (k.now(), k.current().comm)
+
+    async def sleeper(w: Work) -> None:
+        await k.msleep(1)  # woken at 1 ms, while "long" holds the CPU
+        k.udelay(100)
+        mark("sleeper_end")
+
+    def long(w: Work) -> None:
+        k.udelay(2_000)
+        mark("long_end")
+
+    x = Work(lambda w: mark("x_start"), name="x")
+    queue_from_task(k, 0, lambda: (k.schedule_work(Work(sleeper)), k.schedule_work(Work(long))))
+    k.request_irq(24, lambda i, d: (k.schedule_work(x), IRQ_HANDLED)[1], name="dev")
+    k.call_at(1_500 * US, k.raise_irq, 24)  # queues x while "long" runs
+    k.run(until=10 * MS)
+    assert seen["x_start"] == seen["long_end"]  # same worker, at once
+    assert seen["x_start"][0] < seen["sleeper_end"][0]

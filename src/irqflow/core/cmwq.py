@@ -62,15 +62,19 @@ WORKER_NOT_RUNNING = WORKER_PREP | WORKER_CPU_INTENSIVE | WORKER_UNBOUND
 
 class Worker:
     __slots__ = ("current", "current_at", "current_pwq", "flags", "id", "idle_since", "pool",
-                 "scheduled", "sleeping", "task")  # fmt: skip
+                 "scheduled", "sleeping", "task", "waking", "woke_sum")  # fmt: skip
 
     def __init__(self, pool: WorkerPool, wid: int) -> None:
         self.pool = pool
         self.id = wid
         self.task: Task = None  # type: ignore[assignment]
         self.flags = WORKER_PREP | (WORKER_UNBOUND if pool.cpu is None else 0)
-        #: it went to sleep while counted in nr_running (wq_worker_sleeping)
+        #: it went to sleep while counted in nr_running (wq_worker_sleeping), and has not
+        #: returned from schedule() since
         self.sleeping = False
+        #: woken from such a sleep, not seen running yet; its sum_exec at the wake-up
+        self.waking = False
+        self.woke_sum = 0
         self.current: Work | None = None
         self.current_pwq: Pwq | None = None
         #: the task's sum_exec when the current item started or the worker last woke
@@ -81,8 +85,8 @@ class Worker:
 
 
 class WorkerPool:
-    __slots__ = ("busy", "cpu", "highpri", "id", "idle", "next_id", "nr_running", "workers",
-                 "worklist")  # fmt: skip
+    __slots__ = ("busy", "cpu", "highpri", "id", "idle", "next_id", "nr_running", "waking",
+                 "workers", "worklist")  # fmt: skip
 
     def __init__(self, pid: int, cpu: int | None, highpri: bool) -> None:
         self.id = pid
@@ -92,6 +96,8 @@ class WorkerPool:
         self.workers: list[Worker] = []
         self.idle: list[Worker] = []  # LIFO: the most recently idled is woken first
         self.nr_running = 0
+        #: workers woken from a counted sleep that have not run since (see Cmwq.settle)
+        self.waking: list[Worker] = []
         self.next_id = 0
         self.busy: dict[int, Worker] = {}  # id(work) -> the worker running it
 
@@ -99,15 +105,6 @@ class WorkerPool:
         if self.cpu is None:
             return f"kworker/u{self.id}:{w.id}"
         return f"kworker/{self.cpu}:{w.id}{'H' if self.highpri else ''}"
-
-    def need_more_worker(self) -> bool:
-        """Work is waiting and no counted worker is running (always, for unbound pools,
-        while work is waiting)."""
-        return bool(self.worklist) and not self.nr_running
-
-    def keep_working(self) -> bool:
-        """A running worker takes the next item while it is the only counted one."""
-        return bool(self.worklist) and self.nr_running <= 1
 
 
 class Pwq:
@@ -195,10 +192,21 @@ class Cmwq:
             self.activate(pwq, pwq.inactive.popleft())
 
     # --- workers -------------------------------------------------------------------------
+    def need_more_worker(self, pool: WorkerPool) -> bool:
+        """Work is waiting and no counted worker is running (always, for unbound pools,
+        while work is waiting)."""
+        self.settle(pool)
+        return bool(pool.worklist) and not pool.nr_running
+
+    def keep_working(self, pool: WorkerPool) -> bool:
+        """A running worker takes the next item while it is the only counted one."""
+        self.settle(pool)
+        return bool(pool.worklist) and pool.nr_running <= 1
+
     def kick(self, pool: WorkerPool) -> bool:
         """``kick_pool``: if the pool needs a worker, wake the most recently idled one
         (it stays on the idle list until it runs).  True if a worker was woken."""
-        if not pool.need_more_worker():
+        if not self.need_more_worker(pool):
             return False
         self.cull(pool)
         if pool.idle:
@@ -228,13 +236,16 @@ class Cmwq:
 
     def set_flags(self, w: Worker, flags: int) -> None:
         """``worker_set_flags``: a counted worker that gains a NOT_RUNNING flag stops
-        counting."""
+        counting.  (Called by the running worker itself.)"""
+        self.returned(w)
         if flags & WORKER_NOT_RUNNING and not w.flags & WORKER_NOT_RUNNING:
             w.pool.nr_running -= 1
         w.flags |= flags
 
     def clr_flags(self, w: Worker, flags: int) -> None:
-        """``worker_clr_flags``: a worker that loses its last NOT_RUNNING flag counts."""
+        """``worker_clr_flags``: a worker that loses its last NOT_RUNNING flag counts.
+        (Called by the running worker itself.)"""
+        self.returned(w)
         had = w.flags
         w.flags &= ~flags
         if had & WORKER_NOT_RUNNING and not w.flags & WORKER_NOT_RUNNING:
@@ -254,6 +265,7 @@ class Cmwq:
     def worker_sleeping(self, w: Worker) -> None:
         """``wq_worker_sleeping``: a counted worker blocks (inside its work item): the
         pool may need another."""
+        self.returned(w)  # it runs: it is the one going to sleep
         if w.flags & WORKER_NOT_RUNNING or w.sleeping:
             return
         w.sleeping = True
@@ -262,18 +274,43 @@ class Cmwq:
             w.current_pwq.wq.stats["cm_wakeup"] += 1
 
     def worker_running(self, w: Worker) -> None:
-        """``wq_worker_running``: a worker that slept counted is running again; its
-        CPU-hogging clock restarts."""
-        if not w.sleeping:
+        """The scheduler woke ``w``.  The kernel's ``wq_worker_running`` runs when the
+        worker returns from schedule(), i.e. once it has the CPU again; until then it
+        does not count in nr_running.  So here its CPU-hogging clock restarts (its CPU
+        time cannot change before it runs) and it waits in ``pool.waking`` for
+        :meth:`settle` or its own next step to find it running (:meth:`returned`)."""
+        if not w.sleeping or w.waking:
             return
+        w.waking = True
+        w.woke_sum = w.current_at = w.task.sum_exec
+        w.pool.waking.append(w)
+
+    def returned(self, w: Worker) -> None:
+        """``wq_worker_running``: ``w``, woken from a counted sleep, runs again."""
+        if not w.waking:
+            return
+        w.waking = False
+        w.pool.waking.remove(w)
         if not w.flags & WORKER_NOT_RUNNING:
             w.pool.nr_running += 1
-        w.current_at = w.task.sum_exec
         w.sleeping = False
+
+    def settle(self, pool: WorkerPool) -> None:
+        """Count the woken workers that have had the CPU since (each is its CPU's
+        current task, or has used CPU time): irqflow's scheduler does not call back when
+        a task is switched in."""
+        if not pool.waking:
+            return
+        cpus = self.k.cpus
+        for w in list(pool.waking):
+            t = w.task
+            if cpus[t.cpu].current is t or t.sum_exec != w.woke_sum:
+                self.returned(w)
 
     def worker_tick(self, w: Worker) -> None:
         """``wq_worker_tick``: a counted worker that has used the threshold of CPU time
         since its item started or it last woke is marked CPU_INTENSIVE."""
+        self.returned(w)  # running at the tick
         thresh = self.k.config.wq_cpu_intensive_thresh_ns
         if (w.current_pwq is None or not thresh or w.flags & WORKER_NOT_RUNNING or w.sleeping
                 or w.task.sum_exec - w.current_at < thresh):  # fmt: skip
@@ -284,6 +321,7 @@ class Cmwq:
         """The current item hogs its worker (6.5+, automatic CPU_INTENSIVE): the worker
         stops counting, so the pool can give the next item another worker.  Only for a
         counted worker that is running an item; the flag goes when the item ends."""
+        self.returned(w)  # found running (the tick, or the real engine's watchdog)
         pwq = w.current_pwq
         if pwq is None or w.flags & WORKER_NOT_RUNNING or w.sleeping:
             return
@@ -328,16 +366,16 @@ def worker_thread(cm: Cmwq, w: Worker) -> None:
         if w.flags & WORKER_DIE:
             return
         cm.leave_idle(w)
-        while pool.need_more_worker() and not pool.idle:
+        while cm.need_more_worker(pool) and not pool.idle:
             cm.create_worker(pool)  # manage_workers: keep a worker in reserve, recheck
-        if pool.need_more_worker():
+        if cm.need_more_worker(pool):
             cm.clr_flags(w, WORKER_PREP)
             while True:
                 item, pwq = pool.worklist.popleft()
                 if assign_work(w, item, pwq):
                     while w.scheduled:  # process_scheduled_works
                         process_one_work(cm, c, w, *w.scheduled.popleft())
-                if not pool.keep_working():
+                if not cm.keep_working(pool):
                     break
             cm.set_flags(w, WORKER_PREP)
         cm.enter_idle(w)
@@ -369,6 +407,7 @@ def process_one_work(cm: Cmwq, c: Cpu, w: Worker, item: Work, pwq: Pwq) -> None:
     pwq.wq.stats["started"] += 1
     k.wq.trace_exec(item, "start")
     k._run_in_task(c, item.func, (item,), item.where)
+    cm.returned(w)  # back from the item: it runs
     k.wq.trace_exec(item, "end")
     k.sched.cond_resched(c)
     cm.clr_flags(w, WORKER_CPU_INTENSIVE)
