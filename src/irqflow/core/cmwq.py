@@ -25,8 +25,8 @@ the pool is next used: see ``Cmwq.cull``).
 Simplified: a pool's first worker is created when the pool is first kicked (not at
 boot), worker creation takes no time and never fails (so no mayday timer and no
 rescuer), there is one unbound pool per priority (no NUMA nodes or affinity scopes), and
-a woken worker counts as running again from its wake-up (the kernel: from its return
-from schedule()).
+a woken worker counts again once cmwq sees it running (the kernel: on its return from
+schedule(); irqflow's scheduler reports only the wake-up, see ``Cmwq.settle``).
 """
 
 from __future__ import annotations
