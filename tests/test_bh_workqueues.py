@@ -14,6 +14,7 @@ from irqflow import (
     SleepInAtomicContext,
     Tasklet,
     Work,
+    Workqueue,
 )
 from support import MS, US, make_kernel
 
@@ -70,3 +71,80 @@ def test_bh_workqueue_flags_are_checked() -> None:
     assert k.alloc_workqueue("mybh", WQ_BH | WQ_HIGHPRI).name == "mybh"
     with pytest.raises(IrqflowError, match="WQ_HIGHPRI"):
         k.alloc_workqueue("bad", WQ_BH, 4)
+
+
+def _bh_passes(k: Kernel, vec: int) -> list[list[str]]:
+    """The BH items each softirq_entry of ``vec`` ran, in order (one list per entry)."""
+    passes: list[list[str]] = []
+    for e in k.trace.events():
+        if e.name == "irq:softirq_entry" and e.fields["vec"] == vec:
+            passes.append([])
+        elif e.name == "workqueue:workqueue_execute_start" and passes:
+            passes[-1].append(e.fields["work"])
+    return [p for p in passes if p]
+
+
+def _burst(k: Kernel, n: int, us: int, wq: Workqueue | None = None, cpu: int = 0) -> list[str]:
+    """At 10 us, one interrupt on ``cpu`` queues ``n`` BH items (``w0``, ``w1`` ...) that
+    each spin ``us`` microseconds; returns the comm of the task each ran over, in order."""
+    comms: list[str] = []
+    items = [Work(lambda w: (k.udelay(us), comms.append(k.current().comm)), name=f"w{i:02}")
+             for i in range(n)]  # fmt: skip
+    bh = wq or k.system_bh_wq
+    k.request_irq(24, lambda i, d: ([k.queue_work(bh, w) for w in items], IRQ_HANDLED)[1],
+                  name="eth0")  # fmt: skip
+    k.irq_set_affinity(24, {cpu})
+    k.call_at(10 * US, k.raise_irq, 24)
+    return comms
+
+
+@pytest.mark.parametrize(("highpri", "vec"), [(False, 6), (True, 0)])
+def test_a_bh_pass_runs_at_most_10_items_and_reraises_its_softirq(highpri: bool, vec: int) -> None:
+    """BH_WORKER_RESTARTS: a bh_worker pass stops after 10 items and re-raises
+    TASKLET_SOFTIRQ (HI_SOFTIRQ for highpri), so 25 items queued at once take three
+    passes of the same __do_softirq restart loop on the queueing CPU."""
+    k = make_kernel(2, config=KernelConfig.preset("6.13"))
+    comms = _burst(k, 25, 1, k.system_bh_highpri_wq if highpri else k.system_bh_wq, cpu=1)
+    k.run(until=MS)
+    assert _bh_passes(k, vec) == [[f"w{n:02}" for n in range(i, min(i + 10, 25))]
+                                  for i in (0, 10, 20)]  # fmt: skip
+    assert comms == ["swapper/1"] * 25  # all at irq_exit, none left to ksoftirqd
+
+
+def test_a_bh_pass_keeps_working_on_items_queued_meanwhile() -> None:
+    """keep_working: an item queued by a BH item (or by an interrupt) while the pass runs
+    is run by the same pass, not left to the next one."""
+    k = make_kernel(1, config=KernelConfig.preset("6.13"))
+    c = Work(lambda w: k.udelay(1), name="c")
+    b = Work(lambda w: k.queue_work(k.system_bh_wq, c), name="b")
+    a = Work(lambda w: k.queue_work(k.system_bh_wq, b), name="a")
+    k.request_irq(24, lambda i, d: (k.queue_work(k.system_bh_wq, a), IRQ_HANDLED)[1],
+                  name="eth0")  # fmt: skip
+    k.call_at(10 * US, k.raise_irq, 24)
+    k.run(until=MS)
+    assert _bh_passes(k, 6) == [["a", "b", "c"]]
+    assert k.statistics().softirq_raises["TASKLET"] == (1,)  # queueing meanwhile raised nothing
+
+
+@pytest.mark.parametrize(("hz", "first_pass"), [(250, 3), (1000, 2)])
+def test_a_bh_pass_ends_when_jiffies_reach_its_2_ms_end(hz: int, first_pass: int) -> None:
+    """BH_WORKER_JIFFIES = msecs_to_jiffies(2): a pass stops at the first item that ends
+    at or after jiffies + 1 (HZ=250) or + 2 (HZ=1000); the leftover is re-raised and,
+    the softirq's own 2 ms being spent, continues in ksoftirqd."""
+    k = make_kernel(1, config=KernelConfig.preset("6.13", hz=hz))
+    comms = _burst(k, 6, 1_500)
+    k.run(until=50 * MS)
+    passes = _bh_passes(k, 6)
+    assert len(passes[0]) == first_pass and sum(map(len, passes)) == 6
+    assert comms[: first_pass + 1] == ["swapper/0"] * first_pass + ["ksoftirqd/0"]
+
+
+def test_bh_items_longer_than_2_jiffies_run_one_per_pass() -> None:
+    """An item whose udelay exceeds 2 jiffies ends every pass it starts: each runs in
+    its own softirq pass, the first at irq_exit, the rest in ksoftirqd."""
+    k = make_kernel(1, config=KernelConfig.preset("6.13"))
+    assert k.config.msecs_to_jiffies(2) == 1
+    comms = _burst(k, 3, 9_000)
+    k.run(until=100 * MS)
+    assert _bh_passes(k, 6) == [["w00"], ["w01"], ["w02"]]
+    assert comms == ["swapper/0", "ksoftirqd/0", "ksoftirqd/0"]

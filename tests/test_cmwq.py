@@ -75,7 +75,8 @@ def test_a_second_worker_starts_only_when_the_running_one_blocks() -> None:
     s, after = Work(sleeper, name="sleeper"), Work(busy, name="after")
     kick(k, 0, lambda: (k.schedule_work(s), k.schedule_work(after)), at=3 * MS)
     k.run(until=4 * MS)
-    assert ran[-2:] == [("sleeper", "kworker/0:0"), ("after", "kworker/0:1")]
+    (_, sleeper_comm), (after, after_comm) = ran[-2:]
+    assert after == "after" and after_comm != sleeper_comm
 
 
 def test_cpu_intensive_items_do_not_hold_back_the_pool() -> None:
@@ -143,21 +144,29 @@ def test_requeue_while_running_goes_to_the_running_pool_never_concurrent() -> No
 
 
 def test_idle_workers_beyond_the_ratio_are_reaped_after_300_s() -> None:
-    """Too many idle workers (more than 2, and idle-2 >= busy/4) are culled after 300 s
-    idle; two stay."""
+    """Too many idle workers (more than 2, and idle-2 >= busy/4) are culled once idle for
+    300 s; two stay.  Six items that sleep take six workers, and the sixth, finding no
+    idle worker left when it started, made a seventh in reserve (manage_workers).  The
+    kernel's idle timer is deferrable (it never wakes an idle CPU): irqflow culls when the
+    pool is next used, and a quiet machine ends its run."""
     k = make(cpus=1, trace=None)
 
     async def sleeper(w: Work) -> None:
         await k.msleep(1)
 
+    def alive() -> int:
+        return len([t for t in k.tasks if t.comm.startswith("kworker/0:") and t.state != "X"])
+
     items = [Work(sleeper, name=f"s{i}") for i in range(6)]
     kick(k, 0, lambda: [k.schedule_work(w) for w in items], at=10 * US)
-    k.run(until=100 * MS)
-    workers = [t for t in k.tasks if t.comm.startswith("kworker/0:") and t.state != "X"]
-    assert len(workers) == 6
-    k.run(until=400_000 * MS)
-    alive = [t for t in k.tasks if t.comm.startswith("kworker/0:") and t.state != "X"]
-    assert len(alive) == 2
+    k.run()
+    assert alive() == 7 and k.now() < 100 * MS
+    kick(k, 0, lambda: k.schedule_work(items[0]), at=200_000 * MS)
+    k.run()
+    assert alive() == 7  # idle for 200 s only
+    kick(k, 0, lambda: k.schedule_work(items[0]), at=400_000 * MS)
+    k.run()
+    assert alive() == 2
 
 
 OPS = st.lists(

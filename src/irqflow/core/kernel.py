@@ -527,17 +527,21 @@ class KernelCore(ContextApi):
 
     def alloc_workqueue(self, name: str, flags: int = 0, max_active: int = 0) -> Workqueue:
         """cmwq: a queue onto the per-CPU (or, with ``WQ_UNBOUND``, unbound) pools with at
-        most ``max_active`` items active per pool (0: the default).  per-cpu-threads
-        model: per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``.
+        most ``max_active`` items active per CPU (``WQ_UNBOUND``: in all): 1..2048
+        (WQ_MAX_ACTIVE), 0 for the default 1024 (WQ_DFL_ACTIVE).  Other values raise
+        IrqflowError (the kernel clamps them with a warning).  per-cpu-threads model:
+        per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``.
         ``WQ_BH``: items run in softirq context."""
         return self.wq.alloc_workqueue(name, flags, max_active)
 
     def queue_work_on(self, cpu: int, wq: Workqueue, w: Work) -> bool:
-        """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending."""
+        """Queue ``w`` on ``cpu``'s list of ``wq``; False if it was already pending.
+        ``workqueue_queue_work`` traces ``cpu`` as its ``req_cpu``."""
         return self.wq.queue_work_on(cpu, wq, w)
 
     def queue_work(self, wq: Workqueue, w: Work) -> bool:
-        """Queue on the submitting CPU (CPU 0 from outside the machine)."""
+        """Queue on the submitting CPU (CPU 0 from outside the machine); traced with
+        ``req_cpu`` WORK_CPU_UNBOUND (8192), as the kernel's ``queue_work`` does."""
         return self.wq.queue_work(wq, w)
 
     def schedule_work(self, w: Work) -> bool:

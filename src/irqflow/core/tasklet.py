@@ -112,9 +112,8 @@ def tasklet_schedule_on(k: KernelBase, c: Cpu, t: Tasklet, nr: int) -> bool:
 
 
 def tasklet_action_common(k: KernelBase, c: Cpu, lst: deque[Tasklet], nr: int) -> None:
-    bh = c.bh_work[1 if nr == 0 else 0]
-    if bh:  # 6.9+: the CPU's BH workqueue pool runs first (invariant 58)
-        bh_worker(k, c, bh, nr)
+    if c.bh_work[1 if nr == 0 else 0]:  # 6.9+: the CPU's BH workqueue pool runs first
+        k.wq.softirq_action(c, nr == 0)  # (invariant 58)
     items = tuple(lst)  # take the whole list with IRQs off; schedules from now go to the next pass
     lst.clear()
     cost = k.costs.tasklet_dispatch
@@ -152,25 +151,6 @@ def tasklet_action_common(k: KernelBase, c: Cpu, lst: deque[Tasklet], nr: int) -
         if tracing:
             k.trace.emit(c, "irq:tasklet_exit", {"tasklet": t.name, "func": symbol_name(t.func)})
         t.state &= ~TASKLET_STATE_RUN
-
-
-def bh_worker(k: KernelBase, c: Cpu, bh: deque[Any], nr: int) -> None:
-    """``bh_worker``: run the items queued so far, in queueing order, in softirq context;
-    items queued meanwhile re-raise the vector for the next pass."""
-    from irqflow.core.workqueue import WORK_STRUCT_PENDING  # workqueue.py imports us
-
-    for _ in range(len(bh)):
-        w, wq = bh.popleft()
-        w.state &= ~WORK_STRUCT_PENDING
-        w.running += 1
-        k.wq.trace_exec(w, "start")
-        k._call(c, w.func, (w,), f"bh work {w.name}")
-        k.wq.trace_exec(w, "end")
-        w.running -= 1
-        w.runs += 1
-        wq.finished[0] += 1
-    if bh:
-        raise_softirq_irqoff(k, c, nr, wake=False)
 
 
 def tasklet_action(k: KernelBase, c: Cpu) -> None:

@@ -21,7 +21,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from irqflow.core.cmwq import WQ_DFL_ACTIVE, WQ_MAX_ACTIVE, Cmwq
-from irqflow.core.constants import WQ_BH, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND
+from irqflow.core.constants import (
+    HI_SOFTIRQ,
+    TASKLET_SOFTIRQ,
+    WQ_BH,
+    WQ_HIGHPRI,
+    WQ_MEM_RECLAIM,
+    WQ_UNBOUND,
+)
 from irqflow.core.cpu import IRQ_WORK_VECTOR
 from irqflow.core.errors import IrqflowError, claim, refuse_async
 from irqflow.core.kthread import symbol_name
@@ -36,6 +43,13 @@ if TYPE_CHECKING:
 #: 2.6.11 create_workqueue: worker threads at nice -5
 WORKER_NICE = -5
 WORK_STRUCT_PENDING = 1 << 0
+#: include/linux/workqueue.h: the "any CPU" of queue_work() (NR_CPUS; 8192 on distro
+#: kernels), traced as workqueue_queue_work's req_cpu
+WORK_CPU_UNBOUND = 8192
+#: kernel/workqueue.c bh_worker: at most this many items per pass, and for at most
+#: msecs_to_jiffies(BH_WORKER_MSECS) jiffies
+BH_WORKER_RESTARTS = 10
+BH_WORKER_MSECS = 2
 
 
 class Work:
@@ -99,8 +113,7 @@ class DelayedWork(Work):
     def _fire(self, data: Any) -> None:
         # delayed_work_timer_fn: queue on the CPU the timer ran on (set by the kernel)
         assert self.wq is not None
-        wqs = self.wq.kernel.wq
-        wqs.insert(self.wq, self, wqs.work_cpu())
+        self.wq.kernel.wq.insert(self.wq, self, WORK_CPU_UNBOUND)
 
 
 class Workqueue:
@@ -137,6 +150,10 @@ class Workqueue:
         #: a new thread waits for its first item
         self.waiting = [True] * n
         self.destroyed = False
+        #: what tools/workqueue/wq_monitor.py shows: items started and completed, items
+        #: marked CPU_INTENSIVE for hogging a CPU (cmwq), and workers woken by concurrency
+        #: management (a counted worker slept or was marked)
+        self.stats = {"started": 0, "completed": 0, "cpu_intensive": 0, "cm_wakeup": 0}
 
     def __repr__(self) -> str:
         return f"<Workqueue {self.name} threads={len(self.workers)}>"
@@ -156,11 +173,13 @@ def worker_thread(k: KernelBase, wq: Workqueue, i: int) -> None:
         w = lst.popleft()
         w.state &= ~WORK_STRUCT_PENDING  # cleared before the call (invariant 47)
         w.running += 1
+        wq.stats["started"] += 1
         k.wq.trace_exec(w, "start")
         k._run_in_task(c, w.func, (w,), w.where)
         k.wq.trace_exec(w, "end")
         w.running -= 1
         w.runs += 1
+        wq.stats["completed"] += 1
         wq.finished[i] += 1
         k.sched.cond_resched(c)
 
@@ -178,6 +197,8 @@ class Workqueues:
         self.workqueues: list[Workqueue] = []
         #: the concurrency-managed pools (``workqueue_model="cmwq"``), else None
         self.cmwq = Cmwq(k) if k.config.workqueue_model == "cmwq" else None
+        #: the BH pools, as (cpu, highpri), whose bh_worker pass is under way
+        self.bh_running: set[tuple[int, bool]] = set()
 
     def boot(self) -> None:
         """The system workqueues (``workqueue_init_early``)."""
@@ -192,15 +213,17 @@ class Workqueues:
     ) -> Workqueue:
         if not isinstance(name, str) or not name:
             raise IrqflowError(f"workqueue name {name!r}: give a non-empty string")
-        if not isinstance(max_active, int) or max_active < 0:
-            raise IrqflowError(f"alloc_workqueue({name!r}, max_active={max_active!r}): use >= 0")
+        if (not isinstance(max_active, int) or isinstance(max_active, bool)
+                or not 0 <= max_active <= WQ_MAX_ACTIVE):  # fmt: skip
+            raise IrqflowError(
+                f"alloc_workqueue({name!r}, max_active={max_active!r}): max_active is out of "
+                f"range; give 1..{WQ_MAX_ACTIVE} (WQ_MAX_ACTIVE), or 0 for the default "
+                f"{WQ_DFL_ACTIVE} (WQ_DFL_ACTIVE).  The kernel would clamp it with a warning; "
+                "irqflow refuses it"
+            )
         k = self.k
         if self.cmwq is not None:
             active = max_active or WQ_DFL_ACTIVE
-            if active > WQ_MAX_ACTIVE:
-                self.k.log(None, "warn", f"workqueue: max_active {active} requested for {name} "
-                         f"is out of range, clamping between 1 and {WQ_MAX_ACTIVE}")  # fmt: skip
-                active = WQ_MAX_ACTIVE
             wq = Workqueue(k, name, flags, True, cmwq=True, max_active=active, ordered=ordered)
         else:
             wq = Workqueue(k, name, flags, single)
@@ -234,9 +257,10 @@ class Workqueues:
                     "WQ_HIGHPRI, and max_active must be 0"
                 )
             return self._new_bh_wq(name, flags)
-        """cmwq: a queue onto the per-CPU (or, with ``WQ_UNBOUND``, unbound) pools with at
-        most ``max_active`` items active per pool (0: 1024).  per-cpu-threads model:
-        per-CPU threads, or one thread with ``WQ_UNBOUND`` or ``max_active=1``."""
+        # cmwq: a queue onto the per-CPU (or, with WQ_UNBOUND, unbound) pools with at most
+        # max_active items active per CPU (WQ_UNBOUND: in all), 0 meaning 1024.  The
+        # per-cpu-threads model: per-CPU threads, or one thread with WQ_UNBOUND or
+        # max_active=1.
         single = bool(flags & WQ_UNBOUND) or max_active == 1
         return self._new_wq(name, flags, single=single, max_active=max_active)
 
@@ -244,6 +268,53 @@ class Workqueues:
         wq = Workqueue(self.k, name, flags, True)
         self.workqueues.append(wq)
         return wq
+
+    # --- BH workqueues (6.9+) ------------------------------------------------------------
+    def _kick_bh(self, c: Cpu, hi: bool) -> None:
+        """``kick_pool`` of a BH pool: raise its softirq (by irq_work on another CPU),
+        unless its bh_worker pass is under way: that pass takes the item."""
+        if (c.nr, hi) in self.bh_running:
+            return
+        k = self.k
+        if k.engine.current_cpu is c:
+            raise_softirq_irqoff(k, c, HI_SOFTIRQ if hi else TASKLET_SOFTIRQ)
+        else:
+            k.engine.call_at(k.engine.now, _raise_on, k, c, hi)
+
+    def softirq_action(self, c: Cpu, hi: bool) -> None:
+        """``workqueue_softirq_action``: the start of ``tasklet_action`` (``hi``:
+        ``tasklet_hi_action``) runs the CPU's BH pool, ``bh_worker``: items in queueing
+        order, including those queued meanwhile, while fewer than BH_WORKER_RESTARTS have
+        run and jiffies has not reached msecs_to_jiffies(2) past the start.  Leftover
+        work re-raises the softirq, which goes on in the restart loop or in ksoftirqd."""
+        bh = c.bh_work[hi]
+        if not bh:
+            return
+        k = self.k
+        key = (c.nr, hi)
+        restarts = BH_WORKER_RESTARTS
+        end = k.jiffies + k.config.msecs_to_jiffies(BH_WORKER_MSECS)
+        self.bh_running.add(key)
+        try:
+            while True:
+                w, wq = bh.popleft()
+                w.state &= ~WORK_STRUCT_PENDING
+                w.running += 1
+                wq.stats["started"] += 1
+                self.trace_exec(w, "start")
+                k._call(c, w.func, (w,), f"bh work {w.name}")
+                self.trace_exec(w, "end")
+                w.running -= 1
+                w.runs += 1
+                wq.stats["completed"] += 1
+                wq.finished[0] += 1
+                restarts -= 1
+                if not (bh and restarts and k.jiffies < end):
+                    break
+        finally:
+            self.bh_running.discard(key)
+        if bh:
+            self._kick_bh(c, hi)
 
     # --- the scheduler's hooks (cmwq concurrency management) -----------------------------
     def worker_running(self, t: Task) -> None:
@@ -258,9 +329,8 @@ class Workqueues:
 
     def worker_tick(self, t: Task) -> None:
         """``wq_worker_tick``: a worker task was running at the tick."""
-        cm = self.cmwq
-        if cm is not None and cm.hogging(t.wq_worker):
-            cm.mark_intensive(t.wq_worker)
+        if self.cmwq is not None:
+            self.cmwq.worker_tick(t.wq_worker)
 
     # --- tracepoints shared by both models ----------------------------------------------
     def trace_queue(self, wq: Workqueue, w: Work, req_cpu: int, cpu: int) -> None:
@@ -299,8 +369,10 @@ class Workqueues:
             raise TypeError(f"{what}: expected an irqflow.Work, got {w!r}")
         return w
 
-    def insert(self, wq: Workqueue, w: Work, cpu: int) -> None:
-        """``__queue_work``: PENDING is already set."""
+    def insert(self, wq: Workqueue, w: Work, req_cpu: int) -> None:
+        """``__queue_work``: PENDING is already set.  ``req_cpu`` is the CPU asked for,
+        or WORK_CPU_UNBOUND for the current one (CPU 0 from outside the machine)."""
+        cpu = self.work_cpu() if req_cpu == WORK_CPU_UNBOUND else req_cpu
         if wq.flags & WQ_BH:
             # BH workqueue: the queueing CPU's BH pool, run from TASKLET/HI_SOFTIRQ
             hi = bool(wq.flags & WQ_HIGHPRI)
@@ -308,16 +380,13 @@ class Workqueues:
             w.wq, w.cpu = wq, cpu
             w.queued += 1
             wq.inserted[0] += 1
-            c.bh_work[hi].append((w, wq))
-            self.trace_queue(wq, w, cpu, cpu)
+            self.trace_queue(wq, w, req_cpu, cpu)
             self.trace_activate(w)
-            if self.k.engine.current_cpu is c:
-                raise_softirq_irqoff(self.k, c, 0 if hi else 6)
-            else:  # a remote CPU: irq_work raises it there
-                self.k.engine.call_at(self.k.engine.now, _raise_on, self.k, c, hi)
+            c.bh_work[hi].append((w, wq))
+            self._kick_bh(c, hi)
             return
         if self.cmwq is not None:
-            self.cmwq.queue(wq, w, cpu)
+            self.cmwq.queue(wq, w, cpu, req_cpu)
             return
         i = 0 if wq.single else cpu
         w.wq = wq
@@ -325,7 +394,7 @@ class Workqueues:
         w.queued += 1
         wq.lists[i].append(w)
         wq.inserted[i] += 1
-        self.trace_queue(wq, w, cpu, i)
+        self.trace_queue(wq, w, req_cpu, i)
         self.trace_activate(w)
         if wq.waiting[i]:
             wq.waiting[i] = False  # wake_up(&cwq->more_work) takes it off the wait queue
@@ -343,8 +412,14 @@ class Workqueues:
             )
         if w.owner is not self.k:
             claim(w, self.k, f"queue_work({wq.name}, {w.name})")
-        if not isinstance(cpu, int) or not 0 <= cpu < len(self.k.cpus):
-            raise IrqflowError(f"queue_work_on({cpu!r}): CPUs are 0..{len(self.k.cpus) - 1}")
+        if cpu != WORK_CPU_UNBOUND and (
+            not isinstance(cpu, int) or not 0 <= cpu < len(self.k.cpus)
+        ):
+            raise IrqflowError(
+                f"queue_work_on({cpu!r}, {wq.name}, {w.name}): this machine's CPUs are "
+                f"0..{len(self.k.cpus) - 1}; give one of them, or queue_work() (or "
+                f"WORK_CPU_UNBOUND, {WORK_CPU_UNBOUND}) for the current CPU"
+            )
         if wq.flags & WQ_BH:
             refuse_async(w.func, f"queue_work({wq.name}, {w.name})", "softirq (a BH workqueue)")
         if w.state & WORK_STRUCT_PENDING:
@@ -354,8 +429,9 @@ class Workqueues:
         return True
 
     def queue_work(self, wq: Workqueue, w: Work) -> bool:
-        """Queue on the submitting CPU (CPU 0 from outside the machine)."""
-        return self.queue_work_on(self.work_cpu(), wq, w)
+        """Queue on the submitting CPU (CPU 0 from outside the machine); traced with
+        ``req_cpu`` WORK_CPU_UNBOUND, as the kernel's queue_work() does."""
+        return self.queue_work_on(WORK_CPU_UNBOUND, wq, w)
 
     def schedule_work(self, w: Work) -> bool:
         """``queue_work(system_wq, w)``: the ``events`` queue."""
@@ -466,6 +542,6 @@ def _worker_body(k: KernelBase, wq: Workqueue, i: int) -> Callable[[], None]:
 def _raise_on(k: KernelBase, c: Cpu, hi: bool) -> None:
     """irq_work on another CPU: mark the BH pool's vector pending there and send the IPI,
     whose irq_exit runs it."""
-    raise_softirq_irqoff(k, c, 0 if hi else 6, wake=False)
+    raise_softirq_irqoff(k, c, HI_SOFTIRQ if hi else TASKLET_SOFTIRQ, wake=False)
     c.irr[IRQ_WORK_VECTOR] = None
     k.engine.deliver(c)
