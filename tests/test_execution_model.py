@@ -288,3 +288,21 @@ def test_a_timer_runs_at_the_first_tick_at_or_after_its_expiry() -> None:
     k.run(until=20 * MS)
     assert when == [2 * ZERO.tick_period_ns + PASS_NS]
     assert k.statistics().softirqs["TIMER"][0] == 1
+
+
+def test_hundreds_of_tasks_started_one_from_another_do_not_exhaust_the_stack() -> None:
+    """cmwq starts a worker for each work item that sleeps while the pool has no idle
+    worker: 300 of them, each first switched to from the one before.  Every task starts
+    from the hub, so no greenlet inherits a growing recursion depth."""
+    k = make_kernel(1, trace=None, config=KernelConfig())
+    done: list[int] = []
+
+    def fn(w: Work) -> None:
+        k.msleep(10)
+        done.append(1)
+
+    for i in range(300):
+        k.call_at(1000, k.schedule_work, Work(fn, name=f"w{i}"))
+    k.run()
+    assert len(done) == 300 and k.statistics().oopses == ()
+    assert sum(t.comm.startswith("kworker/0:") for t in k.tasks) >= 300

@@ -286,12 +286,17 @@ class SimEngine:
         self.current_cpu = c
         try:
             r = c.current.engine_state.glet.switch(signal)
-            while r is EXITED:  # the task's body returned: the CPU runs its next task
-                prev = c.current
-                nxt = c.rq.pick_next() or c.idle_task
-                c.need_resched = False
-                self._switch_prep(c, prev, nxt)
-                r = nxt.engine_state.glet.switch(None)
+            while True:
+                if r is EXITED:  # the task's body returned: the CPU runs its next task
+                    prev = c.current
+                    nxt = c.rq.pick_next() or c.idle_task
+                    c.need_resched = False
+                    self._switch_prep(c, prev, nxt)
+                    r = nxt.engine_state.glet.switch(None)
+                elif r.__class__ is Task:  # schedule() asks the hub to start a task
+                    r = r.engine_state.glet.switch(None)
+                else:
+                    break
         finally:
             self.current_cpu = None
 
@@ -406,7 +411,14 @@ class SimEngine:
         if self._hub is None or self.current_cpu is not c:
             raise GreenletExit
         self._switch_prep(c, prev, nxt)
-        nxt.engine_state.glet.switch(None)
+        glet = nxt.engine_state.glet
+        if glet:
+            glet.switch(None)
+        else:
+            # its first run starts from the hub: a greenlet begins with the recursion
+            # depth of the greenlet that starts it, and a chain of tasks each started by
+            # the one before would add up to RecursionError
+            self._hub.switch(nxt)
         # picked again, on this CPU or (an IRQ thread) another one
         here = self.current_cpu
         assert here is not None
